@@ -1,0 +1,99 @@
+"""Application settings: one pydantic-settings object, validated at start-up.
+
+Every deployment difference is an environment variable (``SVC_*``): the embedded default is
+SQLite + local storage + a filesystem broker under ``SVC_DATA_DIR``; production sets
+``SVC_DATABASE_URL=postgresql+psycopg://...`` and ``SVC_BROKER_URL=redis://...``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SVC_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    models_dir: Path = Path("models")
+    database_url: str = ""  # default: sqlite:///<data_dir>/svc-studio.db
+    broker_url: str = ""  # default: filesystem:// broker under <data_dir>/broker
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""  # printed by `serve`; default http://host:port
+
+    # uploads
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    max_files_per_upload: int = Field(default=20, gt=0)
+    max_audio_seconds: float = Field(default=20 * 60, gt=0)
+    min_audio_seconds: float = Field(default=1.0, ge=0)
+
+    # jobs
+    job_message_expires_s: int = 7 * 24 * 3600
+    heartbeat_interval_s: float = Field(default=5.0, gt=0)
+    heartbeat_timeout_s: float = Field(default=60.0, gt=0)
+    watchdog_interval_s: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    progress_min_interval_s: float = 0.5
+
+    # secrets: tokens are random 256-bit values stored as sha256 hashes; the pepper is mixed
+    # into the hash so a leaked database alone cannot be checked against guessed tokens.
+    token_pepper: str = "dev-only-pepper-change-me"
+
+    @model_validator(mode="after")
+    def _defaults_and_checks(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.models_dir = self.models_dir.expanduser().resolve()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'svc-studio.db'}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        if self.environment == "production" and "change-me" in self.token_pepper:
+            raise ValueError("SVC_TOKEN_PEPPER must be set to a secret value in production")
+        if self.heartbeat_timeout_s <= 2 * self.heartbeat_interval_s:
+            raise ValueError("SVC_HEARTBEAT_TIMEOUT_S must exceed twice SVC_HEARTBEAT_INTERVAL_S")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    def broker_transport_options(self) -> dict:
+        if self.broker_url.startswith("filesystem"):
+            d = self.broker_dir
+            for sub in ("queue", "processed", "control"):
+                (d / sub).mkdir(parents=True, exist_ok=True)
+            return {
+                "data_folder_in": str(d / "queue"),
+                "data_folder_out": str(d / "queue"),
+                "processed_folder": str(d / "processed"),
+                "control_folder": str(d / "control"),
+                "store_processed": False,
+            }
+        if self.broker_url.startswith("redis"):
+            # Long training tasks are acks_late: the visibility timeout must exceed the longest
+            # task, or Redis re-delivers it to a second worker. The watchdog, not redelivery,
+            # recovers jobs of dead workers.
+            return {"visibility_timeout": 7 * 24 * 3600}
+        return {}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

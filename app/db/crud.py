@@ -1,0 +1,327 @@
+"""All queries, as keyword-only functions. Every read of a user's resource filters by owner:
+another user's id is indistinguishable from an id that does not exist."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import (
+    ACTIVE_STATUSES,
+    ApiToken,
+    Artifact,
+    Conversion,
+    Job,
+    JobStatus,
+    Track,
+    User,
+    Voice,
+    WorkerBeat,
+    utcnow,
+)
+
+TOKEN_PREFIX = "svc_"
+
+
+# --- users and tokens ---------------------------------------------------------------------
+
+
+def hash_token(token: str, *, pepper: str) -> str:
+    return hmac.new(pepper.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def create_user(session: Session, *, name: str) -> User:
+    user = User(name=name)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user_by_name(session: Session, *, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def list_users(session: Session) -> Sequence[User]:
+    return session.scalars(select(User).order_by(User.created_at)).all()
+
+
+def create_token(session: Session, *, user: User, pepper: str, name: str = "") -> str:
+    """Create an API token; returns the plain token, which is shown once and stored hashed."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiToken(
+            user_id=user.id,
+            name=name,
+            token_hash=hash_token(token, pepper=pepper),
+            prefix=token[: len(TOKEN_PREFIX) + 4],
+        )
+    )
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, *, token: str, pepper: str) -> User | None:
+    row = session.scalar(
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token, pepper=pepper), ApiToken.revoked_at.is_(None)
+        )
+    )
+    if row is None or not row.user.is_active:
+        return None
+    row.last_used_at = utcnow()
+    return row.user
+
+
+# --- voices -------------------------------------------------------------------------------
+
+
+def create_voice(
+    session: Session,
+    *,
+    user_id: str,
+    name: str,
+    description: str = "",
+    settings: dict[str, Any] | None = None,
+) -> Voice:
+    voice = Voice(user_id=user_id, name=name, description=description, settings=settings or {})
+    session.add(voice)
+    session.flush()
+    return voice
+
+
+def list_voices(session: Session, *, user_id: str) -> Sequence[Voice]:
+    return session.scalars(
+        select(Voice).where(Voice.user_id == user_id).order_by(Voice.created_at.desc())
+    ).all()
+
+
+def get_voice(session: Session, *, user_id: str, voice_id: str) -> Voice | None:
+    return session.scalar(select(Voice).where(Voice.id == voice_id, Voice.user_id == user_id))
+
+
+# --- tracks -------------------------------------------------------------------------------
+
+
+def list_tracks(
+    session: Session, *, user_id: str, voice_id: str | None = None, role: str | None = None
+) -> Sequence[Track]:
+    q = select(Track).where(Track.user_id == user_id)
+    if voice_id is not None:
+        q = q.where(Track.voice_id == voice_id)
+    if role is not None:
+        q = q.where(Track.role == role)
+    return session.scalars(q.order_by(Track.created_at)).all()
+
+
+def get_track(session: Session, *, user_id: str, track_id: str) -> Track | None:
+    return session.scalar(select(Track).where(Track.id == track_id, Track.user_id == user_id))
+
+
+def get_tracks_by_ids(session: Session, *, ids: Sequence[str]) -> Sequence[Track]:
+    rows = {t.id: t for t in session.scalars(select(Track).where(Track.id.in_(list(ids))))}
+    return [rows[i] for i in ids if i in rows]
+
+
+# --- conversions --------------------------------------------------------------------------
+
+
+def list_conversions(
+    session: Session, *, user_id: str, voice_id: str | None = None
+) -> Sequence[Conversion]:
+    q = select(Conversion).where(Conversion.user_id == user_id)
+    if voice_id is not None:
+        q = q.where(Conversion.voice_id == voice_id)
+    return session.scalars(q.order_by(Conversion.created_at.desc())).all()
+
+
+def get_conversion(session: Session, *, user_id: str, conversion_id: str) -> Conversion | None:
+    return session.scalar(
+        select(Conversion).where(Conversion.id == conversion_id, Conversion.user_id == user_id)
+    )
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+def create_job(
+    session: Session,
+    *,
+    user_id: str,
+    kind: str,
+    stages: list[str],
+    params: dict[str, Any] | None = None,
+    voice_id: str | None = None,
+    conversion_id: str | None = None,
+    max_attempts: int = 3,
+) -> Job:
+    job = Job(
+        user_id=user_id,
+        kind=kind,
+        stages=list(stages),
+        stage=stages[0],
+        params=params or {},
+        voice_id=voice_id,
+        conversion_id=conversion_id,
+        max_attempts=max_attempts,
+        status=JobStatus.queued.value,
+        queued_at=utcnow(),
+        state={},
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, *, user_id: str, job_id: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
+
+
+def list_jobs(
+    session: Session,
+    *,
+    user_id: str,
+    status: str | None = None,
+    voice_id: str | None = None,
+    conversion_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Job]:
+    q = select(Job).where(Job.user_id == user_id)
+    if status is not None:
+        q = q.where(Job.status == status)
+    if voice_id is not None:
+        q = q.where(Job.voice_id == voice_id)
+    if conversion_id is not None:
+        q = q.where(Job.conversion_id == conversion_id)
+    return session.scalars(q.order_by(Job.created_at.desc()).limit(limit).offset(offset)).all()
+
+
+def active_jobs_for(
+    session: Session, *, voice_id: str | None = None, conversion_id: str | None = None
+) -> Sequence[Job]:
+    q = select(Job).where(Job.status.in_(ACTIVE_STATUSES))
+    if voice_id is not None:
+        q = q.where(Job.voice_id == voice_id)
+    if conversion_id is not None:
+        q = q.where(Job.conversion_id == conversion_id)
+    return session.scalars(q).all()
+
+
+def cancel_job(session: Session, *, job: Job) -> str:
+    """Cancel a queued job at once, or ask a running one to stop. Returns the resulting status."""
+    now = utcnow()
+    res = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == JobStatus.queued.value)
+        .values(
+            status=JobStatus.cancelled.value,
+            cancel_requested=True,
+            finished_at=now,
+            message="cancelled before it started",
+            eta_s=None,
+        )
+    )
+    if res.rowcount:  # type: ignore[attr-defined]
+        return JobStatus.cancelled.value
+    session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == JobStatus.running.value)
+        .values(cancel_requested=True, message="cancelling…")
+    )
+    session.flush()
+    session.refresh(job)
+    return job.status
+
+
+# --- artifacts ----------------------------------------------------------------------------
+
+
+def list_artifacts(
+    session: Session,
+    *,
+    user_id: str,
+    voice_id: str | None = None,
+    conversion_id: str | None = None,
+    job_id: str | None = None,
+    track_id: str | None = None,
+    kind: str | None = None,
+) -> Sequence[Artifact]:
+    q = select(Artifact).where(Artifact.user_id == user_id)
+    for col, val in (
+        (Artifact.voice_id, voice_id),
+        (Artifact.conversion_id, conversion_id),
+        (Artifact.job_id, job_id),
+        (Artifact.track_id, track_id),
+        (Artifact.kind, kind),
+    ):
+        if val is not None:
+            q = q.where(col == val)
+    return session.scalars(q.order_by(Artifact.created_at)).all()
+
+
+def get_artifact(session: Session, *, user_id: str, artifact_id: str) -> Artifact | None:
+    return session.scalar(
+        select(Artifact).where(Artifact.id == artifact_id, Artifact.user_id == user_id)
+    )
+
+
+def find_reusable_artifact(
+    session: Session, *, user_id: str, stage: str, kind: str, inputs_key: str
+) -> Artifact | None:
+    """An artifact of the same stage, kind and inputs/parameters: re-runs reuse it."""
+    return session.scalar(
+        select(Artifact)
+        .where(
+            Artifact.user_id == user_id,
+            Artifact.stage == stage,
+            Artifact.kind == kind,
+            Artifact.inputs_key == inputs_key,
+        )
+        .order_by(Artifact.created_at.desc())
+        .limit(1)
+    )
+
+
+# --- workers ------------------------------------------------------------------------------
+
+
+def beat_worker(
+    session: Session, *, name: str, queues: str, hostname: str, pid: int, device: str
+) -> None:
+    row = session.get(WorkerBeat, name)
+    now = utcnow()
+    if row is None:
+        session.add(
+            WorkerBeat(
+                name=name,
+                queues=queues,
+                hostname=hostname,
+                pid=pid,
+                device=device,
+                started_at=now,
+                last_seen=now,
+            )
+        )
+    else:
+        row.last_seen = now
+        row.queues, row.pid, row.device = queues, pid, device
+    session.flush()
+
+
+def live_workers(session: Session, *, since: datetime) -> Sequence[WorkerBeat]:
+    return session.scalars(
+        select(WorkerBeat).where(WorkerBeat.last_seen >= since).order_by(WorkerBeat.name)
+    ).all()
+
+
+def remove_worker(session: Session, *, name: str) -> None:
+    row = session.get(WorkerBeat, name)
+    if row is not None:
+        session.delete(row)
