@@ -1,0 +1,74 @@
+"""Request dependencies: settings, DB session, storage, the current user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.db import crud
+from app.db.models import User
+from app.db.session import get_sessionmaker
+from app.storage import LocalStorage
+
+COOKIE_NAME = "svc_token"
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_db(settings: SettingsDep) -> Iterator[Session]:
+    session = get_sessionmaker(settings.database_url)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_storage(request: Request) -> LocalStorage:
+    return request.app.state.storage
+
+
+StorageDep = Annotated[LocalStorage, Depends(get_storage)]
+
+
+def _token_from(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return request.cookies.get(COOKIE_NAME)
+
+
+def get_current_user(request: Request, session: SessionDep, settings: SettingsDep) -> User:
+    token = _token_from(request)
+    user = (
+        crud.user_for_token(session, token=token, pepper=settings.token_pepper) if token else None
+    )
+    if user is None:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="Missing or invalid access token.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def not_found(what: str) -> HTTPException:
+    return HTTPException(status_code=404, detail=f"{what} not found.")

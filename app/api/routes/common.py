@@ -1,0 +1,54 @@
+"""Shared helpers for the routers: public views and enqueueing."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app.core.config import Settings
+from app.db import crud
+from app.db.models import Artifact, Conversion, Job, Voice
+from app.queue import send_stage
+from app.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
+
+
+def artifact_public(a: Artifact) -> ArtifactPublic:
+    out = ArtifactPublic.model_validate(a)
+    out.download_url = f"/api/v1/artifacts/{a.id}/download"
+    return out
+
+
+def voice_public(session: Session, v: Voice) -> VoicePublic:
+    out = VoicePublic.model_validate(v)
+    out.tracks = [
+        TrackPublic.model_validate(t)
+        for t in crud.list_tracks(session, user_id=v.user_id, voice_id=v.id)
+    ]
+    out.artifacts = [
+        artifact_public(a)
+        for a in crud.list_artifacts(session, user_id=v.user_id, voice_id=v.id)
+        if a.track_id is None
+    ]
+    jobs = crud.list_jobs(session, user_id=v.user_id, voice_id=v.id, limit=1)
+    out.latest_job = JobPublic.model_validate(jobs[0]) if jobs else None
+    return out
+
+
+def conversion_public(session: Session, c: Conversion) -> ConversionPublic:
+    out = ConversionPublic.model_validate(c)
+    track = crud.get_track(session, user_id=c.user_id, track_id=c.source_track_id)
+    out.source_track = TrackPublic.model_validate(track) if track else None
+    jobs = crud.list_jobs(session, user_id=c.user_id, conversion_id=c.id, limit=1)
+    out.job = JobPublic.model_validate(jobs[0]) if jobs else None
+    out.artifacts = [
+        artifact_public(a)
+        for a in crud.list_artifacts(session, user_id=c.user_id, conversion_id=c.id)
+    ]
+    return out
+
+
+def enqueue(session: Session, settings: Settings, job: Job) -> None:
+    """Commit the job row first, then send its first stage: a worker never sees a job id
+    that is not in the database yet."""
+    session.commit()
+    assert job.stage is not None
+    send_stage(settings, job_id=job.id, stage=job.stage)

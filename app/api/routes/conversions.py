@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, HTTPException, Request, status
+from pydantic import ValidationError
+
+from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
+from app.api.routes.common import conversion_public, enqueue
+from app.db import crud
+from app.db.models import Conversion, Track, TrackRole, TrackStatus
+from app.schemas import ConversionOptions, ConversionPublic
+from app.uploads import move_into, parse_upload, safe_extension
+from worker.names import PIPELINES, JobKind
+
+router = APIRouter(prefix="/conversions", tags=["conversions"])
+
+
+@router.post(
+    "",
+    response_model=list[ConversionPublic],
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "voice_id": {"type": "string"},
+                            "options": {
+                                "type": "string",
+                                "description": "ConversionOptions as JSON",
+                            },
+                            "vocals_only": {"type": "boolean"},
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            },
+                        },
+                        "required": ["voice_id", "files"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def create_conversions(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> list[ConversionPublic]:
+    """Upload one or more source songs and convert each into the voice: one conversion and one
+    job (ingest → separate → convert → mix → report) per song."""
+    parsed = await parse_upload(
+        request,
+        storage,
+        max_file_bytes=settings.max_upload_bytes,
+        max_files=settings.max_files_per_upload,
+    )
+    try:
+        voice = crud.get_voice(session, user_id=user.id, voice_id=parsed.fields.get("voice_id", ""))
+        if voice is None:
+            raise not_found("Voice")
+        try:
+            options = ConversionOptions.model_validate(
+                json.loads(parsed.fields.get("options") or "{}")
+            )
+        except (ValueError, ValidationError) as exc:
+            raise HTTPException(422, f"Invalid conversion options: {exc}") from exc
+        if not parsed.files:
+            raise HTTPException(400, "No files in the upload (use the form field 'files').")
+    except BaseException:
+        parsed.cleanup()
+        raise
+    vocals_only = parsed.fields.get("vocals_only", "false").lower() in ("1", "true", "on", "yes")
+    created: list[Conversion] = []
+    moved: list[str] = []
+    try:
+        for up in parsed.files:
+            track = Track(
+                user_id=user.id,
+                voice_id=None,
+                role=TrackRole.source.value,
+                filename=up.filename,
+                content_type=up.content_type,
+                size_bytes=up.size,
+                sha256=up.sha256,
+                storage_key="",
+                vocals_only=vocals_only,
+                status=TrackStatus.uploaded.value,
+            )
+            session.add(track)
+            session.flush()
+            track.storage_key = (
+                f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
+            )
+            move_into(storage, up, track.storage_key)
+            moved.append(f"u/{user.id}/tracks/{track.id}")
+            conv = Conversion(
+                user_id=user.id,
+                voice_id=voice.id,
+                source_track_id=track.id,
+                options=options.model_dump(),
+            )
+            session.add(conv)
+            session.flush()
+            crud.create_job(
+                session,
+                user_id=user.id,
+                kind=JobKind.conversion.value,
+                stages=[s.value for s in PIPELINES[JobKind.conversion]],
+                params={"options": options.model_dump(), "track_ids": [track.id]},
+                voice_id=voice.id,
+                conversion_id=conv.id,
+                max_attempts=settings.max_attempts,
+            )
+            created.append(conv)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        parsed.cleanup()
+        for p in moved:
+            storage.delete_prefix(p)
+        raise
+    for conv in created:
+        for job in crud.list_jobs(session, user_id=user.id, conversion_id=conv.id):
+            enqueue(session, settings, job)
+    return [conversion_public(session, c) for c in created]
+
+
+@router.get("", response_model=list[ConversionPublic])
+def list_conversions(
+    user: CurrentUser, session: SessionDep, voice_id: str | None = None
+) -> list[ConversionPublic]:
+    return [
+        conversion_public(session, c)
+        for c in crud.list_conversions(session, user_id=user.id, voice_id=voice_id)
+    ]
+
+
+@router.get("/{conversion_id}", response_model=ConversionPublic)
+def get_conversion(conversion_id: str, user: CurrentUser, session: SessionDep) -> ConversionPublic:
+    conv = crud.get_conversion(session, user_id=user.id, conversion_id=conversion_id)
+    if conv is None:
+        raise not_found("Conversion")
+    return conversion_public(session, conv)
+
+
+@router.delete("/{conversion_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_conversion(
+    conversion_id: str, user: CurrentUser, session: SessionDep, storage: StorageDep
+) -> None:
+    conv = crud.get_conversion(session, user_id=user.id, conversion_id=conversion_id)
+    if conv is None:
+        raise not_found("Conversion")
+    if crud.active_jobs_for(session, conversion_id=conv.id):
+        raise HTTPException(409, "This conversion is in progress: cancel its job first.")
+    track = crud.get_track(session, user_id=user.id, track_id=conv.source_track_id)
+    session.delete(conv)
+    if track is not None:
+        session.delete(track)
+    session.commit()
+    storage.delete_prefix(f"u/{user.id}/conversions/{conv.id}")
+    storage.delete_prefix(f"u/{user.id}/tracks/{conv.source_track_id}")

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+
+from app.api.deps import CurrentUser, SessionDep, StorageDep, not_found
+from app.db import crud
+from app.db.models import TrackRole
+from app.schemas import TrackPublic
+
+router = APIRouter(prefix="/tracks", tags=["tracks"])
+
+
+@router.get("", response_model=list[TrackPublic])
+def list_tracks(
+    user: CurrentUser, session: SessionDep, role: Literal["reference", "source"] | None = None
+) -> list[TrackPublic]:
+    return [
+        TrackPublic.model_validate(t) for t in crud.list_tracks(session, user_id=user.id, role=role)
+    ]
+
+
+@router.get("/{track_id}", response_model=TrackPublic)
+def get_track(track_id: str, user: CurrentUser, session: SessionDep) -> TrackPublic:
+    track = crud.get_track(session, user_id=user.id, track_id=track_id)
+    if track is None:
+        raise not_found("Track")
+    return TrackPublic.model_validate(track)
+
+
+@router.delete("/{track_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_track(
+    track_id: str, user: CurrentUser, session: SessionDep, storage: StorageDep
+) -> None:
+    track = crud.get_track(session, user_id=user.id, track_id=track_id)
+    if track is None:
+        raise not_found("Track")
+    if track.role == TrackRole.source.value:
+        raise HTTPException(409, "This is a conversion's source song: delete the conversion.")
+    if track.voice_id and crud.active_jobs_for(session, voice_id=track.voice_id):
+        raise HTTPException(409, "The voice has a job in progress: cancel it first.")
+    session.delete(track)
+    session.commit()
+    storage.delete_prefix(f"u/{user.id}/tracks/{track.id}")
+
+
+@router.get(
+    "/{track_id}/audio",
+    response_class=FileResponse,
+    responses={200: {"content": {"audio/*": {}}}, 206: {"description": "Partial"}},
+)
+def track_audio(
+    track_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    storage: StorageDep,
+    variant: Literal["original", "decoded"] = "original",
+) -> FileResponse:
+    """The uploaded file as it was, or the decoded 44.1 kHz WAV. Supports HTTP Range."""
+    track = crud.get_track(session, user_id=user.id, track_id=track_id)
+    if track is None:
+        raise not_found("Track")
+    if variant == "original":
+        key, media, name = track.storage_key, track.content_type, track.filename
+    else:
+        arts = crud.list_artifacts(session, user_id=user.id, track_id=track.id, kind="decoded")
+        if not arts:
+            raise HTTPException(409, "This track has not been decoded yet.")
+        key, media, name = arts[-1].storage_key, "audio/wav", arts[-1].filename
+    path = storage.path(key)
+    if not path.is_file():
+        raise HTTPException(410, "The file is no longer in storage.")
+    return FileResponse(path, media_type=media, filename=name, content_disposition_type="inline")

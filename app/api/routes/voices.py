@@ -1,0 +1,213 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, status
+
+from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
+from app.api.routes.common import enqueue, voice_public
+from app.db import crud
+from app.db.models import Track, TrackRole, TrackStatus
+from app.schemas import (
+    JobPublic,
+    TrackPublic,
+    TrainRequest,
+    UploadResult,
+    VoiceCreate,
+    VoicePublic,
+    VoiceUpdate,
+)
+from app.uploads import move_into, parse_upload, safe_extension
+from worker.names import PIPELINES, JobKind
+
+router = APIRouter(prefix="/voices", tags=["voices"])
+
+
+@router.post("", response_model=VoicePublic, status_code=status.HTTP_201_CREATED)
+def create_voice(body: VoiceCreate, user: CurrentUser, session: SessionDep) -> VoicePublic:
+    voice = crud.create_voice(
+        session, user_id=user.id, name=body.name, description=body.description
+    )
+    return voice_public(session, voice)
+
+
+@router.get("", response_model=list[VoicePublic])
+def list_voices(user: CurrentUser, session: SessionDep) -> list[VoicePublic]:
+    return [voice_public(session, v) for v in crud.list_voices(session, user_id=user.id)]
+
+
+@router.get("/{voice_id}", response_model=VoicePublic)
+def get_voice(voice_id: str, user: CurrentUser, session: SessionDep) -> VoicePublic:
+    voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
+    if voice is None:
+        raise not_found("Voice")
+    return voice_public(session, voice)
+
+
+@router.patch("/{voice_id}", response_model=VoicePublic)
+def update_voice(
+    voice_id: str, body: VoiceUpdate, user: CurrentUser, session: SessionDep
+) -> VoicePublic:
+    voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
+    if voice is None:
+        raise not_found("Voice")
+    for k, v in body.model_dump(exclude_none=True).items():
+        setattr(voice, k, v)
+    session.flush()
+    return voice_public(session, voice)
+
+
+@router.delete("/{voice_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_voice(
+    voice_id: str, user: CurrentUser, session: SessionDep, storage: StorageDep
+) -> None:
+    voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
+    if voice is None:
+        raise not_found("Voice")
+    if crud.active_jobs_for(session, voice_id=voice.id):
+        raise HTTPException(409, "This voice has a job in progress: cancel it first.")
+    prefixes = [
+        f"u/{user.id}/tracks/{t.id}"
+        for t in crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
+    ]
+    prefixes.append(f"u/{user.id}/voices/{voice.id}")
+    for conv in crud.list_conversions(session, user_id=user.id, voice_id=voice.id):
+        prefixes += [
+            f"u/{user.id}/conversions/{conv.id}",
+            f"u/{user.id}/tracks/{conv.source_track_id}",
+        ]
+        source = crud.get_track(session, user_id=user.id, track_id=conv.source_track_id)
+        if source is not None:
+            session.delete(source)  # deletes the conversion too (cascade)
+    session.delete(voice)
+    session.commit()
+    for p in prefixes:
+        storage.delete_prefix(p)
+
+
+@router.post(
+    "/{voice_id}/tracks",
+    response_model=UploadResult,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "files": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            },
+                            "vocals_only": {"type": "boolean"},
+                        },
+                        "required": ["files"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def upload_tracks(
+    voice_id: str,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> UploadResult:
+    """Upload one or more reference songs (streamed; sha256 on the way). Starts an ingest job.
+
+    ``vocals_only=true`` marks the files as already-separated vocals: separation skips them.
+    """
+    voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
+    if voice is None:
+        raise not_found("Voice")
+    parsed = await parse_upload(
+        request,
+        storage,
+        max_file_bytes=settings.max_upload_bytes,
+        max_files=settings.max_files_per_upload,
+    )
+    if not parsed.files:
+        raise HTTPException(400, "No files in the upload (use the form field 'files').")
+    vocals_only = parsed.fields.get("vocals_only", "false").lower() in ("1", "true", "on", "yes")
+    tracks = []
+    try:
+        for up in parsed.files:
+            track = Track(
+                user_id=user.id,
+                voice_id=voice.id,
+                role=TrackRole.reference.value,
+                filename=up.filename,
+                content_type=up.content_type,
+                size_bytes=up.size,
+                sha256=up.sha256,
+                storage_key="",
+                vocals_only=vocals_only,
+                status=TrackStatus.uploaded.value,
+            )
+            session.add(track)
+            session.flush()
+            track.storage_key = (
+                f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
+            )
+            move_into(storage, up, track.storage_key)
+            tracks.append(track)
+        job = crud.create_job(
+            session,
+            user_id=user.id,
+            kind=JobKind.ingest.value,
+            stages=[s.value for s in PIPELINES[JobKind.ingest]],
+            params={"track_ids": [t.id for t in tracks]},
+            voice_id=voice.id,
+            max_attempts=settings.max_attempts,
+        )
+        enqueue(session, settings, job)
+    except BaseException:
+        session.rollback()
+        parsed.cleanup()
+        for t in tracks:
+            if t.storage_key:
+                storage.delete_prefix(f"u/{user.id}/tracks/{t.id}")
+        raise
+    return UploadResult(
+        tracks=[TrackPublic.model_validate(t) for t in tracks], job=JobPublic.model_validate(job)
+    )
+
+
+@router.get("/{voice_id}/tracks", response_model=list[TrackPublic])
+def list_voice_tracks(voice_id: str, user: CurrentUser, session: SessionDep) -> list[TrackPublic]:
+    if crud.get_voice(session, user_id=user.id, voice_id=voice_id) is None:
+        raise not_found("Voice")
+    return [
+        TrackPublic.model_validate(t)
+        for t in crud.list_tracks(session, user_id=user.id, voice_id=voice_id)
+    ]
+
+
+@router.post("/{voice_id}/train", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def train_voice(
+    voice_id: str, body: TrainRequest, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
+    """Start the voice pipeline: ingest → separate → slice → preprocess → train."""
+    voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
+    if voice is None:
+        raise not_found("Voice")
+    tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
+    if not [t for t in tracks if t.status != TrackStatus.failed.value]:
+        raise HTTPException(400, "Upload at least one usable reference track first.")
+    if [j for j in crud.active_jobs_for(session, voice_id=voice.id) if j.kind == JobKind.voice]:
+        raise HTTPException(409, "This voice is already training: cancel that job first.")
+    voice.settings = {**voice.settings, "train": body.model_dump()}
+    job = crud.create_job(
+        session,
+        user_id=user.id,
+        kind=JobKind.voice.value,
+        stages=[s.value for s in PIPELINES[JobKind.voice]],
+        params=body.model_dump(),
+        voice_id=voice.id,
+        max_attempts=settings.max_attempts,
+    )
+    enqueue(session, settings, job)
+    return JobPublic.model_validate(job)

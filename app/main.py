@@ -1,0 +1,42 @@
+"""The FastAPI application. Never imports torch or model code: it enqueues work by task name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices
+from app.core.config import Settings, get_settings
+from app.storage import LocalStorage
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="svc-studio",
+        version="0.1.0",
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+        description="Singing voice conversion studio: voices, tracks, jobs, "
+        "conversions. Authenticate with `Authorization: Bearer <token>`.",
+    )
+    app.state.settings = settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.state.storage = LocalStorage(settings.storage_dir)
+
+    api = APIRouter(prefix="/api/v1")
+    for module in (health, auth, voices, tracks, jobs, conversions, artifacts):
+        api.include_router(module.router)
+    app.include_router(api)
+    if FRONTEND_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
+    return app
+
+
+def app_factory() -> FastAPI:
+    """Entry point for ``uvicorn --factory app.main:app_factory``."""
+    return create_app()

@@ -1,0 +1,171 @@
+"""Pydantic I/O schemas, split Create / Update / Public."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ORM(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class UserPublic(ORM):
+    id: str
+    name: str
+    created_at: datetime
+
+
+class LoginRequest(BaseModel):
+    token: str = Field(min_length=8, max_length=200)
+
+
+# --- voices -------------------------------------------------------------------------------
+
+
+class VoiceCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+
+
+class VoiceUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=5000)
+
+
+class ArtifactPublic(ORM):
+    id: str
+    kind: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    stage: str | None
+    job_id: str | None
+    track_id: str | None
+    voice_id: str | None
+    conversion_id: str | None
+    meta: dict[str, Any] | None
+    created_at: datetime
+    download_url: str = ""
+
+
+class TrackPublic(ORM):
+    id: str
+    voice_id: str | None
+    role: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    vocals_only: bool
+    status: str
+    error: str | None
+    meta: dict[str, Any] | None
+    created_at: datetime
+    ingested_at: datetime | None
+
+
+class JobPublic(ORM):
+    id: str
+    kind: str
+    status: str
+    stages: list[str]
+    stage: str | None
+    stage_progress: float
+    progress: float
+    eta_s: float | None
+    message: str | None
+    error: str | None
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
+    params: dict[str, Any]
+    metrics: dict[str, Any] | None
+    voice_id: str | None
+    conversion_id: str | None
+    heartbeat_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class VoicePublic(ORM):
+    id: str
+    name: str
+    description: str
+    status: str
+    settings: dict[str, Any]
+    report: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    tracks: list[TrackPublic] = []
+    artifacts: list[ArtifactPublic] = []
+    latest_job: JobPublic | None = None
+
+
+class UploadResult(BaseModel):
+    tracks: list[TrackPublic]
+    job: JobPublic
+
+
+# --- training and conversion options ------------------------------------------------------
+
+F0Method = Literal["crepe", "crepe-tiny", "harvest", "dio", "praat", "rmvpe"]
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    config: Literal["base", "tiny"] = "base"
+    f0_method: F0Method = "crepe"
+    separation_model: str | None = None
+    dereverb: bool = False
+    max_steps: int | None = Field(default=None, ge=1, le=10_000_000)
+    max_epochs: int | None = Field(default=None, ge=1, le=100_000)
+    max_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
+    base_model: str | None = Field(default=None, max_length=200)
+
+
+class ConversionOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    transpose: int | Literal["auto"] = 0
+    f0_method: F0Method | None = None  # None: the voice's own
+    vocal_gain_db: float = Field(default=0.0, ge=-24, le=24)
+    reverb: float = Field(default=0.0, ge=0, le=1)
+    output_format: Literal["wav16", "wav24", "flac", "mp3"] = "wav16"
+    separation_model: str | None = None
+    transpose_instrumental: bool = True
+
+
+class ConversionPublic(ORM):
+    id: str
+    voice_id: str
+    source_track_id: str
+    options: dict[str, Any]
+    report: dict[str, Any] | None
+    created_at: datetime
+    source_track: TrackPublic | None = None
+    job: JobPublic | None = None
+    artifacts: list[ArtifactPublic] = []
+
+
+# --- health -------------------------------------------------------------------------------
+
+
+class WorkerPublic(ORM):
+    name: str
+    queues: str
+    hostname: str
+    device: str
+    last_seen: datetime
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    broker: str
+    workers: list[WorkerPublic]
+    queues_without_workers: list[str]
