@@ -1,0 +1,84 @@
+"""Helpers the stage functions share: job snapshots, artifact records, inputs keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.db.models import Artifact, Job
+from worker.jobs.runtime import JobHandle, Runtime
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    id: str
+    user_id: str
+    kind: str
+    params: dict[str, Any]
+    voice_id: str | None
+    conversion_id: str | None
+
+
+def snapshot(rt: Runtime, h: JobHandle) -> JobSnapshot:
+    with rt.scope() as s:
+        job = s.get(Job, h.job_id)
+        assert job is not None
+        return JobSnapshot(
+            id=job.id,
+            user_id=job.user_id,
+            kind=job.kind,
+            params=dict(job.params or {}),
+            voice_id=job.voice_id,
+            conversion_id=job.conversion_id,
+        )
+
+
+def inputs_key(*parts: Any) -> str:
+    """A stable hash of a stage's inputs and parameters (artifact reuse key)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def store_artifact(
+    rt: Runtime,
+    *,
+    job: JobSnapshot,
+    local_file: Path,
+    key: str,
+    kind: str,
+    stage: str,
+    inputs: str | None,
+    content_type: str,
+    filename: str,
+    meta: dict[str, Any] | None = None,
+    track_id: str | None = None,
+    voice_id: str | None = None,
+    conversion_id: str | None = None,
+    move: bool = True,
+) -> Artifact:
+    """Put a finished local file into storage (atomic) and record it."""
+    stored = rt.storage.put_file(key, local_file, move=move)
+    with rt.scope() as s:
+        art = Artifact(
+            user_id=job.user_id,
+            kind=kind,
+            storage_key=stored.key,
+            sha256=stored.sha256,
+            size_bytes=stored.size,
+            content_type=content_type,
+            filename=filename,
+            meta=meta,
+            job_id=job.id,
+            stage=stage,
+            inputs_key=inputs,
+            track_id=track_id,
+            voice_id=voice_id,
+            conversion_id=conversion_id,
+        )
+        s.add(art)
+        s.flush()
+        s.expunge(art)
+    return art

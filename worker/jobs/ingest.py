@@ -1,0 +1,147 @@
+"""Ingest stage: decode each uploaded track to a 44.1 kHz float WAV and record its metadata.
+
+Tracks already ingested with the same parameters are skipped, so a job that resumes after a
+worker died continues with the next track instead of starting over.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.db.models import Artifact, Conversion, Track, TrackStatus, utcnow
+from svc_core.errors import BadInputError, Cancelled
+from svc_core.progress import check_stop
+from worker.jobs.common import JobSnapshot, inputs_key, snapshot, store_artifact
+from worker.jobs.runtime import JobHandle, Runtime
+from worker.names import JobKind
+
+
+def _track_ids(rt: Runtime, job: JobSnapshot) -> list[str]:
+    if job.params.get("track_ids"):
+        return list(job.params["track_ids"])
+    with rt.scope() as s:
+        if job.kind == JobKind.voice and job.voice_id:
+            q = (
+                select(Track.id)
+                .where(Track.voice_id == job.voice_id, Track.user_id == job.user_id)
+                .order_by(Track.created_at)
+            )
+            return list(s.scalars(q))
+        if job.conversion_id:
+            conv = s.get(Conversion, job.conversion_id)
+            return [conv.source_track_id] if conv else []
+    return []
+
+
+def run(rt: Runtime, h: JobHandle) -> None:
+    from svc_core.ingest import IngestParams, ingest_file
+
+    job = snapshot(rt, h)
+    params = IngestParams(
+        max_duration_s=rt.settings.max_audio_seconds, min_duration_s=rt.settings.min_audio_seconds
+    )
+    ids = _track_ids(rt, job)
+    if not ids:
+        raise BadInputError("There are no tracks to process: upload audio files first.")
+    failures: list[str] = []
+    n = len(ids)
+    for i, track_id in enumerate(ids):
+        check_stop(h.should_stop)
+        with rt.scope() as s:
+            track = s.get(Track, track_id)
+            if track is None or track.user_id != job.user_id:
+                continue
+            s.expunge(track)
+        key = inputs_key("ingest", track.sha256, params)
+        if track.status == TrackStatus.failed.value and job.kind != JobKind.ingest:
+            failures.append(f"{track.filename}: {track.error}")
+            continue
+        if track.status == TrackStatus.ready.value and _has_decoded(rt, track.id, key):
+            h.progress("ingest", (i + 1) / n, f"ingest: {track.filename} already decoded")
+            continue
+        h.progress("ingest", i / n, f"ingest: decoding {track.filename} ({i + 1}/{n})", force=True)
+        tmp = rt.storage.temp_path(".wav")
+
+        def sub(_stage: str, f: float, _i: int = i) -> None:
+            h.progress("ingest", (_i + f) / n)
+
+        try:
+            result = ingest_file(
+                rt.storage.path(track.storage_key),
+                tmp,
+                params,
+                progress=sub,
+                should_stop=h.should_stop,
+            )
+        except Cancelled:
+            tmp.unlink(missing_ok=True)
+            raise
+        except BadInputError as exc:
+            tmp.unlink(missing_ok=True)
+            _mark(rt, track.id, status=TrackStatus.failed, error=str(exc))
+            failures.append(f"{track.filename}: {exc}")
+            continue
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        store_artifact(
+            rt,
+            job=job,
+            local_file=Path(tmp),
+            key=_decoded_key(track),
+            kind="decoded",
+            stage="ingest",
+            inputs=key,
+            content_type="audio/wav",
+            filename=f"{Path(track.filename).stem}.wav",
+            meta=result.to_dict(),
+            track_id=track.id,
+            voice_id=track.voice_id,
+        )
+        _mark(rt, track.id, status=TrackStatus.ready, meta=result.to_dict())
+        h.progress("ingest", (i + 1) / n, f"ingest: {track.filename} done", force=True)
+
+    if failures:
+        ok = n - len(failures)
+        summary = "; ".join(failures)
+        if job.kind == JobKind.voice and ok > 0:
+            h.save_state(ingest_warnings=failures)  # train on the usable tracks
+            return
+        raise BadInputError(f"{ok} of {n} file(s) could be used. {summary}" if n > 1 else summary)
+
+
+def _decoded_key(track: Track) -> str:
+    return f"u/{track.user_id}/tracks/{track.id}/decoded.wav"
+
+
+def _has_decoded(rt: Runtime, track_id: str, key: str) -> bool:
+    with rt.scope() as s:
+        art = s.scalar(
+            select(Artifact).where(
+                Artifact.track_id == track_id,
+                Artifact.kind == "decoded",
+                Artifact.inputs_key == key,
+            )
+        )
+        return art is not None and rt.storage.exists(art.storage_key)
+
+
+def _mark(
+    rt: Runtime,
+    track_id: str,
+    *,
+    status: TrackStatus,
+    error: str | None = None,
+    meta: dict | None = None,
+) -> None:
+    with rt.scope() as s:
+        track = s.get(Track, track_id)
+        if track is None:
+            return
+        track.status = status.value
+        track.error = error
+        if meta is not None:
+            track.meta = meta
+            track.ingested_at = utcnow()

@@ -1,0 +1,133 @@
+"""Runs one stage of one job: claim, heartbeat, call the stage function, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import OperationalError
+
+from app.db.models import Job, JobStatus, Voice, VoiceStatus
+from svc_core.errors import (
+    AssetMissingError,
+    BadInputError,
+    Cancelled,
+    IncompatibleError,
+    StageNotAvailableError,
+    SvcError,
+)
+from worker.jobs import runtime as rtm
+from worker.jobs.stages import STAGES
+from worker.names import JobKind
+
+log = logging.getLogger(__name__)
+
+# Errors that say something about the input or the installation: retrying cannot help.
+PERMANENT = (BadInputError, StageNotAvailableError, AssetMissingError, IncompatibleError, SvcError)
+TRANSIENT = (OperationalError, ConnectionError, TimeoutError)
+
+
+def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
+    """Run ``stage`` of ``job_id`` if it is claimable. Returns what happened, for logs/tests."""
+    if not rtm.claim(rt, job_id=job_id, stage=stage):
+        return "not-claimed"
+    with rt.scope() as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        stages = list(job.stages)
+        kind = job.kind
+        attempts = job.attempts
+        if kind == JobKind.voice and job.voice_id:
+            voice = s.get(Voice, job.voice_id)
+            if voice is not None:
+                voice.status = VoiceStatus.training.value
+    h = rtm.JobHandle(
+        rt=rt, job_id=job_id, stage=stage, stage_index=stages.index(stage), n_stages=len(stages)
+    )
+    h.start_heartbeat()
+    try:
+        fn = STAGES.get(stage)
+        if fn is None:
+            raise StageNotAvailableError(f"Stage '{stage}' is unknown to this worker.")
+        fn(rt, h)
+        if h.should_stop():
+            raise Cancelled("stopped")
+        h.progress(stage, 1.0, force=True)
+        nxt = rtm.complete_stage(rt, h)
+    except Cancelled:
+        return _stopped(rt, h)
+    except rtm.LostJob:
+        return "lost"
+    except PERMANENT as exc:
+        rtm.fail(rt, job_id=job_id, error=str(exc), tb=rtm.format_tb(exc))
+        _voice_status(rt, job_id, VoiceStatus.failed)
+        return "failed"
+    except MemoryError as exc:
+        rtm.fail(
+            rt,
+            job_id=job_id,
+            error="Out of memory while running stage "
+            f"'{stage}'. Try a smaller batch size or a shorter input.",
+            tb=rtm.format_tb(exc),
+        )
+        _voice_status(rt, job_id, VoiceStatus.failed)
+        return "failed"
+    except TRANSIENT as exc:
+        log.warning("transient error in job %s stage %s: %s", job_id, stage, exc)
+        if attempts < _max_attempts(rt, job_id) and rtm.requeue(
+            rt, job_id=job_id, reason=f"{stage}: retrying after a temporary error"
+        ):
+            rt.send_stage(job_id, stage, countdown=min(60, 2**attempts))
+            return "retry"
+        rtm.fail(
+            rt, job_id=job_id, error=f"Temporary error persisted: {exc}", tb=rtm.format_tb(exc)
+        )
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - never crash the worker; record and fail the job
+        log.exception("job %s stage %s crashed", job_id, stage)
+        rtm.fail(
+            rt,
+            job_id=job_id,
+            error=f"Internal error in stage '{stage}': {type(exc).__name__}: {exc}",
+            tb=rtm.format_tb(exc),
+        )
+        _voice_status(rt, job_id, VoiceStatus.failed)
+        return "failed"
+    finally:
+        h.stop_heartbeat()
+    if nxt is not None:
+        rt.send_stage(job_id, nxt)
+        return "advanced"
+    if kind == JobKind.voice:
+        _voice_status(rt, job_id, VoiceStatus.ready)
+    return "succeeded"
+
+
+def _stopped(rt: rtm.Runtime, h: rtm.JobHandle) -> str:
+    if h.lost:
+        return "lost"
+    if h.cancel_requested:
+        rtm.fail(
+            rt, job_id=h.job_id, error="Cancelled by the user.", status=JobStatus.cancelled.value
+        )
+        _voice_status(rt, h.job_id, VoiceStatus.created)
+        return "cancelled"
+    # worker shutting down: hand the job back so another worker resumes it
+    if rtm.requeue(rt, job_id=h.job_id, reason=f"{h.stage}: worker stopped, resuming elsewhere"):
+        rt.send_stage(h.job_id, h.stage)
+    return "requeued"
+
+
+def _max_attempts(rt: rtm.Runtime, job_id: str) -> int:
+    with rt.scope() as s:
+        job = s.get(Job, job_id)
+        return job.max_attempts if job else 1
+
+
+def _voice_status(rt: rtm.Runtime, job_id: str, status: VoiceStatus) -> None:
+    with rt.scope() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.kind != JobKind.voice or not job.voice_id:
+            return
+        voice = s.get(Voice, job.voice_id)
+        if voice is not None:
+            voice.status = status.value

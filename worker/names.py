@@ -1,0 +1,57 @@
+"""Task names, queues and pipelines: the only part of the worker package the API imports.
+
+No Celery or engine imports here, so the web process stays light.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Queue(enum.StrEnum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+class Stage(enum.StrEnum):
+    ingest = "ingest"
+    separate = "separate"
+    slice = "slice"
+    preprocess = "preprocess"
+    train = "train"
+    convert = "convert"
+    mix = "mix"
+    report = "report"
+
+
+STAGE_QUEUE: dict[Stage, Queue] = {
+    Stage.ingest: Queue.cpu,
+    Stage.slice: Queue.cpu,
+    Stage.mix: Queue.cpu,
+    Stage.report: Queue.cpu,
+    Stage.separate: Queue.gpu,
+    Stage.preprocess: Queue.gpu,
+    Stage.train: Queue.gpu,
+    Stage.convert: Queue.gpu,
+}
+
+
+class JobKind(enum.StrEnum):
+    ingest = "ingest"  # decode uploaded tracks
+    voice = "voice"  # voice training pipeline
+    conversion = "conversion"  # conversion pipeline
+
+
+PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
+    JobKind.ingest: (Stage.ingest,),
+    JobKind.voice: (Stage.ingest, Stage.separate, Stage.slice, Stage.preprocess, Stage.train),
+    JobKind.conversion: (Stage.ingest, Stage.separate, Stage.convert, Stage.mix, Stage.report),
+}
+
+
+def task_name(stage: Stage | str) -> str:
+    return f"svc.stage.{Stage(stage).value}"
+
+
+def queue_for(stage: Stage | str) -> str:
+    return STAGE_QUEUE[Stage(stage)].value
