@@ -1,0 +1,3 @@
+from svc_core.cli import main
+
+main()
