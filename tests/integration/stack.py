@@ -1,0 +1,167 @@
+"""A running svc-studio for tests: the API under uvicorn and Celery workers as real
+subprocesses, on SQLite + filesystem broker or PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    data_dir: Path
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    api: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self, *args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "app.cli", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"svc-studio {' '.join(args)} failed: {out.stderr}")
+        return out.stdout.strip()
+
+    def create_user(self, name: str) -> str:
+        token = self._run("users", "create", name).splitlines()[-1]
+        self.tokens[name] = token
+        return token
+
+    def start_api(self) -> None:
+        log = open(self.log_dir / "api.log", "ab")  # noqa: SIM115 - lives with the process
+        self.api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "app.main:app_factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.wait_for(lambda: self._get_ok("/api/v1/health"), 60, "API start")
+
+    def start_worker(self, queues: str = "cpu,gpu") -> subprocess.Popen:
+        n = len(self.workers)
+        log = open(self.log_dir / f"worker{n}.log", "ab")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.celery_app",
+                "worker",
+                "--pool=solo",
+                "-Q",
+                queues,
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "-n",
+                f"test{n}-{os.getpid()}@%h",
+            ],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(proc)
+        return proc
+
+    def wait_for_worker(self, timeout: float = 90) -> None:
+        def ready() -> bool:
+            r = httpx.get(f"{self.url}/api/v1/health", timeout=5)
+            return r.status_code == 200 and r.json()["queues_without_workers"] == []
+
+        self.wait_for(ready, timeout, "worker ready")
+
+    def _get_ok(self, path: str) -> bool:
+        try:
+            return httpx.get(self.url + path, timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    def wait_for(self, cond, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if cond():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"timed out waiting for {what}; logs in {self.log_dir}")
+
+    def client(self, user: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def kill_worker(self, proc: subprocess.Popen) -> None:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for p in [*self.workers, self.api]:
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in [*self.workers, self.api]:
+            if p is None:
+                continue
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def wait_job(
+    client: httpx.Client,
+    job_id: str,
+    timeout: float = 120,
+    statuses: tuple[str, ...] = ("succeeded", "failed", "cancelled"),
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still {job['status']} ({job.get('message')})")

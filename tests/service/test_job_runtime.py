@@ -1,0 +1,200 @@
+"""The job state machine against real databases: claims, stage advance, failure messages,
+cancellation, the stale-heartbeat watchdog. Stage functions here are small real functions;
+the broker is replaced by a list of sends (the integration tests use a real one)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from app.core.config import Settings
+from app.db import crud
+from app.db.models import Job, utcnow
+from app.storage import LocalStorage
+from svc_core.errors import BadInputError
+from svc_core.progress import check_stop
+from worker.jobs import runtime as rtm
+from worker.jobs.runner import run_stage
+from worker.jobs.stages import STAGES
+
+
+@pytest.fixture
+def rt(db_url, tmp_path):
+    sent: list[tuple[str, str]] = []
+    settings = Settings(
+        database_url=db_url,
+        data_dir=tmp_path / "data",
+        heartbeat_interval_s=0.2,
+        heartbeat_timeout_s=1.0,
+        progress_min_interval_s=0.0,
+    )
+    runtime = rtm.Runtime(
+        settings=settings,
+        storage=LocalStorage(settings.storage_dir),
+        send_stage=lambda job_id, stage, countdown=None: sent.append((job_id, stage)),
+    )
+    runtime.sent = sent  # type: ignore[attr-defined]
+    return runtime
+
+
+def _job(rt, stages=("ingest", "separate"), kind="voice") -> str:
+    with rt.scope() as s:
+        user = crud.create_user(s, name=f"u-{len(rt.sent)}-{utcnow().timestamp()}")
+        job = crud.create_job(s, user_id=user.id, kind=kind, stages=list(stages))
+        return job.id
+
+
+def _get(rt, job_id) -> Job:
+    with rt.scope() as s:
+        job = s.get(Job, job_id)
+        s.expunge(job)
+        return job
+
+
+@pytest.fixture
+def stage_fn(monkeypatch):
+    """Install a stage function under the name 'ingest' for one test."""
+
+    def install(fn):
+        monkeypatch.setitem(STAGES, "ingest", fn)
+
+    return install
+
+
+def test_claim_is_exclusive(rt):
+    job_id = _job(rt)
+    assert rtm.claim(rt, job_id=job_id, stage="ingest") is True
+    assert rtm.claim(rt, job_id=job_id, stage="ingest") is False
+    job = _get(rt, job_id)
+    assert job.status == "running" and job.attempts == 1 and job.worker == rtm.worker_name()
+
+
+def test_claim_refuses_wrong_stage_and_unknown_job(rt):
+    job_id = _job(rt)
+    assert rtm.claim(rt, job_id=job_id, stage="separate") is False
+    assert rtm.claim(rt, job_id="no-such-job", stage="ingest") is False
+
+
+def test_stage_success_advances_then_unbuilt_stage_fails_clearly(rt, stage_fn):
+    seen = []
+
+    def ok(rt_, h):
+        for i in range(5):
+            h.progress("ingest", i / 5)
+        seen.append(h.job_id)
+
+    stage_fn(ok)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "advanced"
+    assert seen == [job_id]
+    job = _get(rt, job_id)
+    assert job.status == "queued" and job.stage == "separate" and job.progress == pytest.approx(0.5)
+    assert rt.sent == [(job_id, "separate")]
+    # 'separate' is not built yet: the job fails with a plain message, never pretends
+    assert run_stage(rt, job_id=job_id, stage="separate") == "failed"
+    job = _get(rt, job_id)
+    assert job.status == "failed"
+    assert "not available yet" in job.error and "separate" in job.error
+    assert job.finished_at is not None
+
+
+def test_last_stage_success_finishes_job(rt, stage_fn):
+    stage_fn(lambda rt_, h: None)
+    job_id = _job(rt, stages=("ingest",), kind="ingest")
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "succeeded"
+    job = _get(rt, job_id)
+    assert job.status == "succeeded" and job.progress == 1.0 and job.eta_s is None
+
+
+def test_bad_input_fails_at_once_with_message_and_traceback(rt, stage_fn):
+    def bad(rt_, h):
+        raise BadInputError("song.mp3: the file is silent")
+
+    stage_fn(bad)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "failed"
+    job = _get(rt, job_id)
+    assert job.error == "song.mp3: the file is silent"
+    assert "BadInputError" in job.traceback
+    assert rt.sent == []  # not retried
+
+
+def test_unexpected_crash_fails_job_not_worker(rt, stage_fn):
+    def crash(rt_, h):
+        return 1 / 0
+
+    stage_fn(crash)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "failed"
+    job = _get(rt, job_id)
+    assert job.error.startswith("Internal error in stage 'ingest': ZeroDivisionError")
+
+
+def test_cancel_running_job(rt, stage_fn):
+    def cancellable(rt_, h):
+        with rt_.scope() as s:
+            s.execute(update(Job).where(Job.id == h.job_id).values(cancel_requested=True))
+        for _ in range(3):
+            check_stop(h.should_stop)
+
+    stage_fn(cancellable)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "cancelled"
+    job = _get(rt, job_id)
+    assert job.status == "cancelled" and rt.sent == []
+
+
+def test_cancel_queued_job_then_delivery_is_ignored(rt, stage_fn):
+    stage_fn(lambda rt_, h: pytest.fail("a cancelled job must not run"))
+    job_id = _job(rt)
+    with rt.scope() as s:
+        job = s.get(Job, job_id)
+        assert crud.cancel_job(s, job=job) == "cancelled"
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "not-claimed"
+    assert _get(rt, job_id).status == "cancelled"
+
+
+def test_heartbeat_keeps_a_slow_stage_alive(rt, stage_fn):
+    import time
+
+    def slow(rt_, h):
+        time.sleep(1.5)  # longer than the 1 s timeout, without any progress call
+        assert rtm.requeue_stale(rt_) == []
+
+    stage_fn(slow)
+    job_id = _job(rt, stages=("ingest",), kind="ingest")
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "succeeded"
+
+
+def test_watchdog_requeues_then_fails_stale_jobs(rt):
+    job_id = _job(rt)
+    old = utcnow() - timedelta(minutes=5)
+    for attempt in range(1, 4):
+        assert rtm.claim(rt, job_id=job_id, stage="ingest")
+        with rt.scope() as s:  # the worker died: its heartbeat stops
+            s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=old))
+        actions = rtm.requeue_stale(rt)
+        if attempt < 3:
+            assert actions == [(job_id, "requeued")]
+            assert _get(rt, job_id).status == "queued"
+            assert rt.sent[-1] == (job_id, "ingest")
+        else:
+            assert actions == [(job_id, "failed")]
+    job = _get(rt, job_id)
+    assert job.status == "failed" and "stopped responding 3 times" in job.error
+
+
+def test_lost_job_is_not_overwritten(rt, stage_fn):
+    def taken_over(rt_, h):
+        with rt_.scope() as s:  # the watchdog gave the job to another worker meanwhile
+            s.execute(update(Job).where(Job.id == h.job_id).values(worker="other:1"))
+        h.beat()
+        check_stop(h.should_stop)
+
+    stage_fn(taken_over)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "lost"
+    job = _get(rt, job_id)
+    assert job.status == "running" and job.worker == "other:1"
