@@ -23,4 +23,6 @@ if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 -p 6379 ping
 fi
 
 .venv/bin/ruff check app worker svc_core tests bench migrations
+.venv/bin/ruff format --check --quiet app worker svc_core tests bench migrations
+.venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

@@ -79,7 +79,7 @@ def claim(rt: Runtime, *, job_id: str, stage: str) -> bool:
                 eta_s=None,
             )
         )
-        return bool(res.rowcount)  # type: ignore[attr-defined]
+        return bool(res.rowcount)
 
 
 class LostJob(Exception):
@@ -133,7 +133,7 @@ class JobHandle:
                 )
                 .values(heartbeat_at=utcnow())
             )
-            if not res.rowcount:  # type: ignore[attr-defined]
+            if not res.rowcount:
                 self._lost = True
 
     # progress --------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class JobHandle:
                 )
                 .values(**values)
             )
-            if not res.rowcount:  # type: ignore[attr-defined]
+            if not res.rowcount:
                 self._lost = True
 
     def save_state(self, **items: Any) -> None:
@@ -236,7 +236,7 @@ def complete_stage(rt: Runtime, h: JobHandle) -> str | None:
                 "worker": None,
             }
         res = s.execute(update(Job).where(*guard).values(**values))
-        if not res.rowcount:  # type: ignore[attr-defined]
+        if not res.rowcount:
             raise LostJob(h.job_id)
     return nxt
 
@@ -282,7 +282,7 @@ def requeue(rt: Runtime, *, job_id: str, reason: str) -> bool:
                 eta_s=None,
             )
         )
-        return bool(res.rowcount)  # type: ignore[attr-defined]
+        return bool(res.rowcount)
 
 
 def format_tb(exc: BaseException) -> str:
@@ -336,7 +336,7 @@ def requeue_stale(rt: Runtime) -> list[tuple[str, str]]:
                     )
                 )
                 action = "requeued"
-        if res.rowcount:  # type: ignore[attr-defined]
+        if res.rowcount:
             if action == "requeued":
                 rt.send_stage(job_id, stage)
             actions.append((job_id, action))
