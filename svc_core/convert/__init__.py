@@ -1,0 +1,1 @@
+"""Conversion: source vocals → the target voice (chunking, pitch, features, synthesis)."""
