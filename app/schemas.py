@@ -140,6 +140,16 @@ class ConversionOptions(BaseModel):
     transpose_instrumental: bool = True
 
 
+class RemixRequest(BaseModel):
+    """Settings of a new mix of already converted vocals (no re-conversion)."""
+
+    model_config = ConfigDict(extra="forbid")
+    vocal_gain_db: float = Field(default=0.0, ge=-24, le=24)
+    reverb: float = Field(default=0.0, ge=0, le=1)
+    output_format: Literal["wav16", "wav24", "flac", "mp3"] = "wav16"
+    transpose_instrumental: bool = True
+
+
 class ConversionPublic(ORM):
     id: str
     voice_id: str

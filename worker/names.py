@@ -40,12 +40,14 @@ class JobKind(enum.StrEnum):
     ingest = "ingest"  # decode uploaded tracks
     voice = "voice"  # voice training pipeline
     conversion = "conversion"  # conversion pipeline
+    remix = "remix"  # mix stored converted vocals again with other settings
 
 
 PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
     JobKind.ingest: (Stage.ingest,),
     JobKind.voice: (Stage.ingest, Stage.separate, Stage.slice, Stage.preprocess, Stage.train),
     JobKind.conversion: (Stage.ingest, Stage.separate, Stage.convert, Stage.mix, Stage.report),
+    JobKind.remix: (Stage.mix,),
 }
 
 

@@ -9,34 +9,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from app.core.config import Settings
 from app.db import crud
 from app.db.models import Job, utcnow
-from app.storage import LocalStorage
 from svc_core.errors import BadInputError
 from svc_core.progress import check_stop
 from worker.jobs import runtime as rtm
 from worker.jobs.runner import run_stage
 from worker.jobs.stages import STAGES
-
-
-@pytest.fixture
-def rt(db_url, tmp_path):
-    sent: list[tuple[str, str]] = []
-    settings = Settings(
-        database_url=db_url,
-        data_dir=tmp_path / "data",
-        heartbeat_interval_s=0.2,
-        heartbeat_timeout_s=1.0,
-        progress_min_interval_s=0.0,
-    )
-    runtime = rtm.Runtime(
-        settings=settings,
-        storage=LocalStorage(settings.storage_dir),
-        send_stage=lambda job_id, stage, countdown=None: sent.append((job_id, stage)),
-    )
-    runtime.sent = sent  # type: ignore[attr-defined]
-    return runtime
 
 
 def _job(rt, stages=("ingest", "separate"), kind="voice") -> str:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from app.db.models import Artifact, Job
 from worker.jobs.runtime import JobHandle, Runtime
 
@@ -82,3 +84,32 @@ def store_artifact(
         s.flush()
         s.expunge(art)
     return art
+
+
+def find_artifact(
+    rt: Runtime,
+    *,
+    user_id: str,
+    kind: str,
+    track_id: str | None = None,
+    voice_id: str | None = None,
+    conversion_id: str | None = None,
+    inputs: str | None = None,
+) -> Artifact | None:
+    """The newest artifact of ``kind`` for the given owner/track/voice/conversion whose file
+    is still in storage (``inputs``: only one made from the same inputs and parameters)."""
+    q = select(Artifact).where(Artifact.user_id == user_id, Artifact.kind == kind)
+    if track_id is not None:
+        q = q.where(Artifact.track_id == track_id)
+    if voice_id is not None:
+        q = q.where(Artifact.voice_id == voice_id)
+    if conversion_id is not None:
+        q = q.where(Artifact.conversion_id == conversion_id)
+    if inputs is not None:
+        q = q.where(Artifact.inputs_key == inputs)
+    with rt.scope() as s:
+        for art in s.scalars(q.order_by(Artifact.created_at.desc())):
+            if rt.storage.exists(art.storage_key):
+                s.expunge(art)
+                return art
+    return None

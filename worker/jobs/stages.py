@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from svc_core.errors import StageNotAvailableError
-from worker.jobs import ingest
+from worker.jobs import ingest, mix
 from worker.jobs.runtime import JobHandle, Runtime
 from worker.names import Stage
 
@@ -25,3 +25,4 @@ def _not_available(stage: Stage) -> StageFn:
 
 STAGES: dict[str, StageFn] = {s.value: _not_available(s) for s in Stage}
 STAGES[Stage.ingest.value] = ingest.run
+STAGES[Stage.mix.value] = mix.run

@@ -9,7 +9,7 @@ from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_f
 from app.api.routes.common import conversion_public, enqueue
 from app.db import crud
 from app.db.models import Conversion, Track, TrackRole, TrackStatus
-from app.schemas import ConversionOptions, ConversionPublic
+from app.schemas import ConversionOptions, ConversionPublic, JobPublic, RemixRequest
 from app.uploads import move_into, parse_upload, safe_extension
 from worker.names import PIPELINES, JobKind
 
@@ -148,6 +148,40 @@ def get_conversion(conversion_id: str, user: CurrentUser, session: SessionDep) -
     if conv is None:
         raise not_found("Conversion")
     return conversion_public(session, conv)
+
+
+@router.post(
+    "/{conversion_id}/remix", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED
+)
+def remix_conversion(
+    conversion_id: str,
+    body: RemixRequest,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> JobPublic:
+    """Mix the stored converted vocals again with other settings (no re-conversion)."""
+    conv = crud.get_conversion(session, user_id=user.id, conversion_id=conversion_id)
+    if conv is None:
+        raise not_found("Conversion")
+    if crud.active_jobs_for(session, conversion_id=conv.id):
+        raise HTTPException(409, "This conversion is in progress: wait for it or cancel it.")
+    if not crud.list_artifacts(
+        session, user_id=user.id, conversion_id=conv.id, kind="converted_vocals"
+    ):
+        raise HTTPException(409, "This conversion has no converted vocals yet: nothing to re-mix.")
+    job = crud.create_job(
+        session,
+        user_id=user.id,
+        kind=JobKind.remix.value,
+        stages=[s.value for s in PIPELINES[JobKind.remix]],
+        params={"options": body.model_dump()},
+        voice_id=conv.voice_id,
+        conversion_id=conv.id,
+        max_attempts=settings.max_attempts,
+    )
+    enqueue(session, settings, job)
+    return JobPublic.model_validate(job)
 
 
 @router.delete("/{conversion_id}", status_code=status.HTTP_204_NO_CONTENT)

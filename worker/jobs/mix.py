@@ -1,0 +1,97 @@
+"""Mix stage: converted vocals over the source's instrumental (also the whole re-mix job).
+
+Inputs come from earlier stages' artifacts: ``converted_vocals`` of the conversion, and the
+source track's ``instrumental`` and original ``vocals`` stems (a vocals-only source has no
+instrumental: the mix is the converted vocals alone). A re-mix with other settings reuses
+the converted vocals; a mix with the same inputs and settings is not redone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.db.models import Conversion, Track
+from svc_core.errors import BadInputError
+from worker.jobs.common import find_artifact, inputs_key, snapshot, store_artifact
+from worker.jobs.runtime import JobHandle, Runtime
+
+
+def mix_params(options: dict, transpose_semitones: float):
+    from svc_core.mix import MixParams
+
+    return MixParams(
+        vocal_gain_db=float(options.get("vocal_gain_db", 0.0)),
+        reverb_wet=float(options.get("reverb", 0.0)),
+        transpose_instrumental=transpose_semitones
+        if options.get("transpose_instrumental", True)
+        else 0.0,
+        output_format=str(options.get("output_format", "wav16")),
+    )
+
+
+def run(rt: Runtime, h: JobHandle) -> None:
+    from svc_core.mix import OUTPUT_FORMATS, mix_files
+
+    job = snapshot(rt, h)
+    with rt.scope() as s:
+        conv = s.get(Conversion, job.conversion_id) if job.conversion_id else None
+        if conv is None or conv.user_id != job.user_id:
+            raise BadInputError("This job has no conversion to mix.")
+        options = {**(conv.options or {}), **(job.params.get("options") or {})}
+        report = dict(conv.report or {})
+        track_id, conv_id = conv.source_track_id, conv.id
+        track = s.get(Track, track_id)
+        song = Path(track.filename).stem if track is not None else "cover"
+    vocals = find_artifact(rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id)
+    if vocals is None:
+        raise BadInputError("There are no converted vocals to mix: run the conversion first.")
+    inst = find_artifact(rt, user_id=job.user_id, kind="instrumental", track_id=track_id)
+    original = find_artifact(
+        rt, user_id=job.user_id, kind="vocals", track_id=track_id
+    ) or find_artifact(rt, user_id=job.user_id, kind="decoded", track_id=track_id)
+    semitones = float((report.get("transpose") or {}).get("semitones", 0.0))
+    params = mix_params(options, semitones)
+    key = inputs_key(
+        "mix",
+        vocals.sha256,
+        inst.sha256 if inst else None,
+        original.sha256 if original else None,
+        params,
+    )
+    existing = find_artifact(rt, user_id=job.user_id, kind="mix", conversion_id=conv_id, inputs=key)
+    if existing is not None:
+        h.progress("mix", 1.0, "mix: the same mix exists already", force=True)
+        return
+    ext = OUTPUT_FORMATS[params.output_format][2]
+    tmp = rt.storage.temp_path(f".{ext}")
+    h.progress("mix", 0.0, "mix: mixing vocals and instrumental", force=True)
+    try:
+        result = mix_files(
+            rt.storage.path(vocals.storage_key),
+            rt.storage.path(inst.storage_key) if inst else None,
+            tmp,
+            params,
+            reference_vocals=rt.storage.path(original.storage_key) if original else None,
+            progress=lambda _s, f: h.progress("mix", 0.95 * f),
+            should_stop=h.should_stop,
+        )
+    except BaseException:  # cancelled or failed: no half-written output stays behind
+        tmp.unlink(missing_ok=True)
+        raise
+    store_artifact(
+        rt,
+        job=job,
+        local_file=Path(tmp),
+        key=f"u/{job.user_id}/conversions/{conv_id}/mix-{key[:12]}.{ext}",
+        kind="mix",
+        stage="mix",
+        inputs=key,
+        content_type=OUTPUT_FORMATS[params.output_format][3],
+        filename=f"{song}-mix.{ext}",
+        meta={"settings": params.__dict__, **result.to_dict()},
+        conversion_id=conv_id,
+    )
+    with rt.scope() as s:
+        c = s.get(Conversion, conv_id)
+        assert c is not None
+        c.report = {**(c.report or {}), "mix": {"settings": params.__dict__, **result.to_dict()}}
