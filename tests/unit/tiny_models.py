@@ -16,6 +16,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from svc_core.content.whisper import sinusoids
 
 # audio-separator's Separator.get_model_hash: MD5 of the whole file below this size, else of the
 # last this-many bytes.
@@ -211,3 +214,114 @@ def build_sized_mdx_onnx(
         dynamo=False,
     )
     return path
+
+
+# --- content encoders: openai-whisper and bshall/hubert checkpoint layouts -------------------
+
+
+def whisper_dims(n_mels=80, ctx=1500, state=8, heads=2, layers=1) -> dict:
+    return {
+        "n_mels": n_mels,
+        "n_vocab": 51865,
+        "n_audio_ctx": ctx,
+        "n_audio_state": state,
+        "n_audio_head": heads,
+        "n_audio_layer": layers,
+        "n_text_ctx": 448,
+        "n_text_state": state,
+        "n_text_head": heads,
+        "n_text_layer": layers,
+    }
+
+
+def whisper_state(dims: dict, seed: int = 0, dtype=torch.float16) -> dict[str, torch.Tensor]:
+    """openai-whisper's model_state_dict names and shapes (encoder + a few decoder keys).
+
+    Official checkpoints store fp16 tensors; the loader must accept them.
+    """
+    g = torch.Generator().manual_seed(seed)
+    c, m = dims["n_audio_state"], dims["n_mels"]
+
+    def r(*shape, scale=0.3):
+        return (torch.randn(*shape, generator=g) * scale).to(dtype)
+
+    s = {
+        "encoder.conv1.weight": r(c, m, 3),
+        "encoder.conv1.bias": r(c),
+        "encoder.conv2.weight": r(c, c, 3),
+        "encoder.conv2.bias": r(c),
+        "encoder.positional_embedding": sinusoids(dims["n_audio_ctx"], c).to(dtype),
+        "encoder.ln_post.weight": 1 + r(c, scale=0.1),
+        "encoder.ln_post.bias": r(c),
+    }
+    for i in range(dims["n_audio_layer"]):
+        p = f"encoder.blocks.{i}."
+        for name in ("query", "value", "out"):
+            s[p + f"attn.{name}.weight"] = r(c, c)
+            s[p + f"attn.{name}.bias"] = r(c)
+        s[p + "attn.key.weight"] = r(c, c)  # whisper's key projection has no bias
+        for ln in ("attn_ln", "mlp_ln"):
+            s[p + f"{ln}.weight"] = 1 + r(c, scale=0.1)
+            s[p + f"{ln}.bias"] = r(c)
+        s[p + "mlp.0.weight"] = r(4 * c, c)
+        s[p + "mlp.0.bias"] = r(4 * c)
+        s[p + "mlp.2.weight"] = r(c, 4 * c)
+        s[p + "mlp.2.bias"] = r(c)
+    # The decoder is present in real files and must be ignored.
+    s["decoder.token_embedding.weight"] = r(32, dims["n_text_state"])
+    s["decoder.positional_embedding"] = r(16, dims["n_text_state"])
+    s["decoder.ln.weight"] = r(dims["n_text_state"])
+    return s
+
+
+HUBERT_TINY = {
+    "conv_dim": 8,
+    "hidden": 16,
+    "ffn": 32,
+    "layers": 2,
+    "kernel": 16,
+    "groups": 4,
+    "out": 256,
+    "labels": 100,
+}
+
+
+def hubert_state(conv_dim, hidden, ffn, layers, kernel, groups, out, labels, seed=0) -> dict:
+    """bshall/hubert's HubertSoft state dict names and shapes, with DDP's ``module.`` prefix."""
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape, scale=0.3):
+        return torch.randn(*shape, generator=g) * scale
+
+    s = {"feature_extractor.conv0.weight": r(conv_dim, 1, 10)}
+    for i, k in zip(range(1, 7), (3, 3, 3, 3, 2, 2), strict=True):
+        s[f"feature_extractor.conv{i}.weight"] = r(conv_dim, conv_dim, k, scale=0.5)
+    s["feature_extractor.norm0.weight"] = 1 + r(conv_dim, scale=0.1)
+    s["feature_extractor.norm0.bias"] = r(conv_dim)
+    s["feature_projection.norm.weight"] = 1 + r(conv_dim, scale=0.1)
+    s["feature_projection.norm.bias"] = r(conv_dim)
+    s["feature_projection.projection.weight"] = r(hidden, conv_dim)
+    s["feature_projection.projection.bias"] = r(hidden)
+    s["positional_embedding.conv.bias"] = r(hidden)
+    s["positional_embedding.conv.weight_g"] = r(1, 1, kernel).abs() + 0.5
+    s["positional_embedding.conv.weight_v"] = r(hidden, hidden // groups, kernel)
+    s["norm.weight"] = 1 + r(hidden, scale=0.1)
+    s["norm.bias"] = r(hidden)
+    for i in range(layers):
+        p = f"encoder.layers.{i}."
+        s[p + "self_attn.in_proj_weight"] = r(3 * hidden, hidden)
+        s[p + "self_attn.in_proj_bias"] = r(3 * hidden)
+        s[p + "self_attn.out_proj.weight"] = r(hidden, hidden)
+        s[p + "self_attn.out_proj.bias"] = r(hidden)
+        s[p + "linear1.weight"] = r(ffn, hidden)
+        s[p + "linear1.bias"] = r(ffn)
+        s[p + "linear2.weight"] = r(hidden, ffn)
+        s[p + "linear2.bias"] = r(hidden)
+        for n in ("norm1", "norm2"):
+            s[p + f"{n}.weight"] = 1 + r(hidden, scale=0.1)
+            s[p + f"{n}.bias"] = r(hidden)
+    s["proj.weight"] = r(out, hidden)
+    s["proj.bias"] = r(out)
+    s["masked_spec_embed"] = r(hidden)
+    s["label_embedding.weight"] = r(labels, out)
+    return {f"module.{k}": v for k, v in s.items()}
