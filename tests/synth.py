@@ -84,13 +84,28 @@ def phrases(
     return np.concatenate(parts), spans
 
 
-def espeak_speech(text: str, path: Path, pitch: int = 50, speed: int = 150) -> Path | None:
-    """Synthesize speech with espeak-ng into ``path`` (22.05 kHz WAV); None when not installed."""
+def espeak_speech(
+    text: str, path: Path, pitch: int = 50, speed: int = 150, voice: str | None = None
+) -> Path | None:
+    """Synthesize speech with espeak-ng into ``path`` (22.05 kHz WAV); None when not installed.
+
+    ``voice``: an espeak-ng voice or variant (``en+Annie``: female); default: its own default.
+    """
     exe = shutil.which("espeak-ng")
     if exe is None:
         return None
     subprocess.run(
-        [exe, "-w", str(path), "-p", str(pitch), "-s", str(speed), text],
+        [
+            exe,
+            *(["-v", voice] if voice else []),
+            "-w",
+            str(path),
+            "-p",
+            str(pitch),
+            "-s",
+            str(speed),
+            text,
+        ],
         check=True,
         capture_output=True,
     )
@@ -113,3 +128,38 @@ def encode_ffmpeg(src: Path, dst: Path, *extra: str) -> Path:
         check=True,
     )
     return dst
+
+
+def sung_song(
+    seconds: float,
+    sr: int = 44100,
+    base_f0: float = 220.0,
+    seed: int = 0,
+    accompaniment: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A "song": a sung melody (harmonic notes with vibrato, breaths every ~3 s) over an
+    accompaniment (a low chord and soft noise). Returns stereo ``(mix, vocals, accomp)``,
+    each ``[2, T]``."""
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sr))
+    vocals = np.zeros(n, np.float32)
+    scale = [0, 2, 4, 5, 7, 9, 7, 4]
+    t, note_s = 0.0, 0.45
+    while t < seconds - 0.3:
+        phrase_end = min(seconds - 0.3, t + 2.6)
+        while t < phrase_end:
+            f0 = base_f0 * 2 ** (scale[int(rng.integers(len(scale)))] / 12)
+            y = tone(f0, note_s, sr, amp=0.25, harmonics=8, vibrato_hz=5.5, vibrato_cents=35)
+            a = int(t * sr)
+            fade = np.minimum(1.0, np.minimum(np.arange(len(y)), np.arange(len(y))[::-1]) / 400)
+            vocals[a : a + len(y)] += (y * fade)[: n - a]
+            t += note_s
+        t += 0.4  # a breath
+    acc = np.zeros(n, np.float32)
+    if accompaniment:
+        for f in (base_f0 / 2, base_f0 / 2 * 1.25, base_f0 / 2 * 1.5):
+            acc += tone(f, seconds, sr, amp=0.06, harmonics=3)[:n]
+        acc += noise(seconds, sr, amp=0.01, seed=seed + 1)[:n]
+    voc2 = np.stack([vocals, vocals])
+    acc2 = np.stack([acc * 0.9, acc])
+    return (voc2 + acc2).astype(np.float32), voc2, acc2

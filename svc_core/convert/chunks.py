@@ -81,7 +81,7 @@ def _ramp_up(t: np.ndarray, cut: float, width: int) -> np.ndarray:
 def convert_in_chunks(
     mono: np.ndarray,
     sr: int,
-    convert: Callable[[np.ndarray], np.ndarray],
+    convert: Callable[[np.ndarray, int], np.ndarray],
     params: ChunkParams = ChunkParams(),
     *,
     out_sr: int | None = None,
@@ -89,7 +89,11 @@ def convert_in_chunks(
     should_stop: StopFn | None = None,
     stage: str = "convert",
 ) -> np.ndarray:
-    """Run ``convert`` (``[T_in]`` at ``sr`` → ``[T_in * out_sr / sr]``) over long ``mono``.
+    """Run ``convert`` over long ``mono``.
+
+    ``convert(piece, start)`` gets ``[T_in]`` samples at ``sr`` that begin at sample ``start``
+    of ``mono`` (so it can look up time-aligned features) and returns
+    ``[T_in * out_sr / sr]`` samples at ``out_sr``.
 
     ``convert`` may return a few samples more or fewer than the exact length (model hops);
     each piece is trimmed or zero-padded to it. The output has ``round(T * out_sr / sr)``
@@ -104,7 +108,7 @@ def convert_in_chunks(
     xf = max(2, int(min(params.crossfade_s, params.context_s) * out_sr))
     for i, ch in enumerate(chunks):
         check_stop(should_stop)
-        piece = np.asarray(convert(mono[ch.ctx_start : ch.ctx_end]), dtype=np.float32)
+        piece = np.asarray(convert(mono[ch.ctx_start : ch.ctx_end], ch.ctx_start), dtype=np.float32)
         o0 = int(round(ch.ctx_start * ratio))
         o1 = min(total_out, int(round(ch.ctx_end * ratio)))
         piece = piece[: o1 - o0]

@@ -20,7 +20,8 @@ def test_identity_convert_reconstructs_input(seed):
     x = rng.standard_normal(n).astype(np.float32) * 0.1
     sizes: list[int] = []
 
-    def ident(piece):
+    def ident(piece, start):
+        np.testing.assert_array_equal(piece, x[start : start + len(piece)])
         sizes.append(len(piece))
         return piece
 
@@ -34,7 +35,7 @@ def test_identity_convert_reconstructs_input(seed):
 def test_rate_change_lengths(n):
     x = synth.noise(n / SR, sr=SR, seed=n)[:n]
 
-    def up(piece):  # a "model" at 32 kHz that returns one hop (320) too many samples
+    def up(piece, _start):  # a "model" at 32 kHz that returns one hop (320) too many samples
         return np.concatenate([soxr.resample(piece, SR, 32000), np.zeros(320, np.float32)])
 
     y = convert_in_chunks(x, SR, up, SMALL, out_sr=32000)
@@ -64,11 +65,12 @@ def test_sustained_tone_across_chunk_edge_has_no_click():
     assert len(chunks) >= 3
     calls = iter(range(len(chunks)))
 
-    def disagreeing_model(piece):
+    def disagreeing_model(piece, start):
         # Each chunk comes back with the opposite polarity of its neighbour: the worst
         # disagreement two conversions of the same note can have at a cut.
         i = next(calls)
-        n = chunks[i].ctx_start + np.arange(len(piece))
+        assert start == chunks[i].ctx_start
+        n = start + np.arange(len(piece))
         return ((-1) ** i * amp * np.sin(2 * np.pi * f0 * n / SR)).astype(np.float32)
 
     y = convert_in_chunks(x, SR, disagreeing_model, SMALL)
@@ -82,9 +84,9 @@ def test_sustained_tone_across_chunk_edge_has_no_click():
 def test_silence_stays_silent_and_progress_and_stop():
     x = synth.silence(5.0, SR)
     seen: list[float] = []
-    y = convert_in_chunks(x, SR, lambda p: p * 3, SMALL, progress=lambda _s, f: seen.append(f))
+    y = convert_in_chunks(x, SR, lambda p, _s: p * 3, SMALL, progress=lambda _s, f: seen.append(f))
     assert not y.any() and seen[-1] == 1.0
     from svc_core.errors import Cancelled
 
     with pytest.raises(Cancelled):
-        convert_in_chunks(x, SR, lambda p: p, SMALL, should_stop=lambda: True)
+        convert_in_chunks(x, SR, lambda p, _s: p, SMALL, should_stop=lambda: True)

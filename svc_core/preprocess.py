@@ -1,0 +1,300 @@
+"""Preprocess: slices of a singer → the training dataset of a voice.
+
+For every slice: mono, loudness-normalised, resampled to the model rate (WAV); F0 on the
+model's frame grid; content features (Whisper PPG and/or HuBERT-soft vec); a GE2E speaker
+embedding. The singer's centroid embedding is saved as ``speaker.npy`` (the voice's
+``.spk.npy``). Everything goes into ``dataset_dir`` in the format of
+:mod:`svc_core.train.dataset`.
+
+Features are cached per slice under a key made of the slice file's sha256 and every
+parameter that changes them, so re-running with the same parameters (a resumed job, one
+more uploaded song) computes only what is new. Each encoder is loaded once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from svc_core.audio.dsp import loudness_lufs, normalize_loudness, resample, to_mono
+from svc_core.audio.io import load_audio, save_wav
+from svc_core.content.extract import ContentExtractor, ContentParams
+from svc_core.errors import BadAudioError, BadInputError
+from svc_core.f0.base import F0Params, extract_f0
+from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.speaker import SpeakerParams, centroid, save_spk, speaker_embedding
+from svc_core.train.dataset import DatasetManifest, SliceEntry, write_manifest
+
+FEATURE_VERSION = 1  # bump when the way features are computed changes
+CONTENT_RATE = 50.0  # frames/s of both content encoders (16 kHz, 320-sample hop)
+
+
+@dataclass(frozen=True)
+class PreprocessParams:
+    """How slices become training items. ``sample_rate``/``hop_length`` come from the model."""
+
+    sample_rate: int = 32000
+    hop_length: int = 320
+    f0: F0Params = field(default_factory=F0Params)
+    content: ContentParams = field(default_factory=ContentParams)
+    speaker: SpeakerParams = field(default_factory=SpeakerParams)
+    target_lufs: float | None = -20.0  # None: keep the slices' own level
+    valid_fraction: float = 0.05
+    max_valid: int = 8
+    min_slice_s: float = 0.5  # shorter slices carry too little to learn from
+
+    def __post_init__(self) -> None:
+        if self.hop_length <= 0 or self.sample_rate <= 0:
+            raise BadInputError("sample_rate and hop_length must be positive")
+        if not 0.0 <= self.valid_fraction < 1.0:
+            raise BadInputError("valid_fraction must lie in [0, 1)")
+
+    @property
+    def f0_params(self) -> F0Params:
+        """F0 on the model's frame grid (hop_length / sample_rate seconds)."""
+        from dataclasses import replace
+
+        return replace(self.f0, hop_s=self.hop_length / self.sample_rate)
+
+    def feature_key(self) -> dict:
+        """Everything that changes a slice's features (the device does not)."""
+        content = {k: v for k, v in asdict(self.content).items() if k not in ("device",)}
+        for name in ("ppg_checkpoint", "vec_checkpoint"):
+            path = content.get(name)
+            if path:  # the file's identity, not where it lies
+                st = Path(path).stat()
+                content[name] = f"{Path(path).name}:{st.st_size}:{int(st.st_mtime)}"
+        f0 = {k: v for k, v in asdict(self.f0_params).items() if k not in ("device",)}
+        return {
+            "v": FEATURE_VERSION,
+            "sr": self.sample_rate,
+            "hop": self.hop_length,
+            "lufs": self.target_lufs,
+            "f0": f0,
+            "content": content,
+            "speaker": {k: v for k, v in asdict(self.speaker).items() if k != "device"},
+        }
+
+
+@dataclass(frozen=True)
+class SliceFeatures:
+    id: str
+    seconds: float
+    voiced_seconds: float
+    f0_path: Path
+    reused: bool
+
+
+@dataclass
+class PreprocessResult:
+    dataset_dir: Path
+    manifest: DatasetManifest
+    speaker_path: Path
+    slices: list[SliceFeatures]
+    skipped: list[str]  # "<slice>: <reason>"
+
+    @property
+    def reused(self) -> int:
+        return sum(s.reused for s in self.slices)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _split(ids: Sequence[str], params: PreprocessParams) -> set[str]:
+    """A deterministic validation set: the ids with the smallest hashes (stable when slices
+    are added: an existing slice never moves from train to valid)."""
+    if len(ids) < 4 or params.valid_fraction <= 0:
+        return set()
+    n = min(params.max_valid, max(1, round(len(ids) * params.valid_fraction)))
+    return set(sorted(ids, key=lambda i: hashlib.sha1(i.encode()).hexdigest())[:n])
+
+
+def build_dataset(
+    slices: Sequence[str | os.PathLike],
+    dataset_dir: str | os.PathLike,
+    params: PreprocessParams,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    *,
+    meta: dict | None = None,
+) -> PreprocessResult:
+    """Compute (or reuse) every slice's features and write ``manifest.json`` + ``speaker.npy``.
+
+    Args:
+        slices: slice audio files (any readable format/rate/channels).
+        dataset_dir: output folder; a cache of earlier runs may already be there.
+        params: see :class:`PreprocessParams`.
+        progress: ``progress("preprocess", fraction)`` per slice.
+        should_stop: cancellation hook (checked between slices; finished slices stay cached).
+        meta: free-form provenance stored in the manifest.
+
+    Raises:
+        BadInputError: no usable slice (all silent / too short / unvoiced).
+    """
+    out = Path(dataset_dir)
+    feats = out / "feats"
+    feats.mkdir(parents=True, exist_ok=True)
+    report = progress or (lambda _s, _f: None)
+    fkey = params.feature_key()
+    fkey_hash = hashlib.sha256(json.dumps(fkey, sort_keys=True).encode()).hexdigest()[:16]
+    extractor: ContentExtractor | None = None
+    done: list[tuple[SliceFeatures, SliceEntry]] = []
+    skipped: list[str] = []
+    spks: list[np.ndarray] = []
+    for i, src in enumerate(slices):
+        check_stop(should_stop)
+        src = Path(src)
+        sid = hashlib.sha256(f"{_sha256(src)}:{fkey_hash}".encode()).hexdigest()[:20]
+        base = feats / sid
+        files = {
+            "wav": base.with_suffix(".wav"),
+            "f0": base.with_suffix(".f0.npy"),
+            "spk": base.with_suffix(".spk.npy"),
+            "info": base.with_suffix(".json"),
+        }
+        if params.content.ppg_checkpoint:
+            files["ppg"] = base.with_suffix(".ppg.npy")
+        if params.content.vec_checkpoint:
+            files["vec"] = base.with_suffix(".vec.npy")
+        reused = _complete(files)
+        if not reused:
+            try:
+                if extractor is None:
+                    extractor = ContentExtractor(params.content)
+                _compute(src, files, params, extractor)
+            except BadAudioError as exc:
+                skipped.append(f"{src.name}: {exc}")
+                report("preprocess", (i + 1) / len(slices))
+                continue
+        info = json.loads(files["info"].read_text("utf-8"))
+        if info.get("skip"):
+            skipped.append(f"{src.name}: {info['skip']}")
+            report("preprocess", (i + 1) / len(slices))
+            continue
+        spks.append(np.load(files["spk"]))
+        sf = SliceFeatures(
+            id=sid,
+            seconds=info["seconds"],
+            voiced_seconds=info["voiced_seconds"],
+            f0_path=files["f0"],
+            reused=reused,
+        )
+        rel = {k: str(p.relative_to(out)) for k, p in files.items()}
+        entry = SliceEntry(
+            id=sid,
+            split="train",
+            wav=rel["wav"],
+            f0=rel["f0"],
+            ppg=rel.get("ppg"),
+            vec=rel.get("vec"),
+            spk=rel["spk"],
+            seconds=info["seconds"],
+        )
+        done.append((sf, entry))
+        report("preprocess", (i + 1) / len(slices))
+    if not done:
+        detail = f" ({'; '.join(skipped[:3])})" if skipped else ""
+        raise BadInputError(f"None of the {len(slices)} slice(s) is usable for training{detail}.")
+    valid = _split([e.id for _, e in done], params)
+    entries = tuple(
+        SliceEntry(**{**e.__dict__, "split": "valid" if e.id in valid else "train"})
+        for _, e in done
+    )
+    speaker_path = save_spk(out / "speaker.npy", centroid(np.stack(spks)))
+    dims = _dims(out, entries)
+    manifest = DatasetManifest(
+        sample_rate=params.sample_rate,
+        f0_rate=params.sample_rate / params.hop_length,
+        content_rate=CONTENT_RATE,
+        ppg_dim=dims.get("ppg", 0),
+        vec_dim=dims.get("vec", 0),
+        slices=entries,
+        speaker="speaker.npy",
+        meta={"features": fkey, **(meta or {})},
+    )
+    write_manifest(out, manifest)
+    return PreprocessResult(
+        dataset_dir=out,
+        manifest=manifest,
+        speaker_path=speaker_path,
+        slices=[s for s, _ in done],
+        skipped=skipped,
+    )
+
+
+def _dims(out: Path, entries: Sequence[SliceEntry]) -> dict[str, int]:
+    first = entries[0]
+    dims = {}
+    for key in ("ppg", "vec"):
+        rel = getattr(first, key)
+        if rel:
+            dims[key] = int(np.load(out / rel, mmap_mode="r").shape[1])
+    return dims
+
+
+def _compute(
+    src: Path, files: dict[str, Path], params: PreprocessParams, extractor: ContentExtractor
+) -> None:
+    audio, sr = load_audio(src)
+    mono = to_mono(audio)
+    seconds = len(mono) / sr
+    if seconds < params.min_slice_s:
+        _write_info(files, seconds=seconds, voiced=0.0, skip=f"shorter than {params.min_slice_s} s")
+        return
+    if params.target_lufs is not None and loudness_lufs(mono, sr) > -70.0:
+        mono = normalize_loudness(mono, sr, params.target_lufs, max_peak_dbfs=-1.0)
+    wav = resample(mono, sr, params.sample_rate)
+    f0 = extract_f0(wav, params.sample_rate, params.f0_params)
+    voiced = float((f0 > 0).sum()) * params.hop_length / params.sample_rate
+    if voiced < 0.1:
+        _write_info(files, seconds=seconds, voiced=voiced, skip="no pitched singing found")
+        return
+    spk = speaker_embedding(mono, sr, params.speaker)
+    content = extractor.extract(mono, sr)
+    # write the info file last: its presence marks the slice's features as complete
+    save_wav(files["wav"], wav, params.sample_rate)
+    _save_npy(files["f0"], f0.astype(np.float32))
+    _save_npy(files["spk"], spk.astype(np.float32))
+    for key in ("ppg", "vec"):
+        if key in files:
+            _save_npy(files[key], content[key].astype(np.float16))
+    _write_info(files, seconds=seconds, voiced=voiced)
+
+
+def _complete(files: dict[str, Path]) -> bool:
+    """The info file is written last: with it, the slice is done (or known to be unusable)."""
+    if not files["info"].exists():
+        return False
+    if json.loads(files["info"].read_text("utf-8")).get("skip"):
+        return True
+    return all(p.exists() for p in files.values())
+
+
+def _write_info(files: dict[str, Path], *, seconds: float, voiced: float, skip: str = "") -> None:
+    data: dict[str, float | str] = {
+        "seconds": round(seconds, 4),
+        "voiced_seconds": round(voiced, 4),
+    }
+    if skip:
+        data["skip"] = skip
+    tmp = files["info"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data), "utf-8")
+    os.replace(tmp, files["info"])
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
