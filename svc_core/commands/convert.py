@@ -1,0 +1,137 @@
+"""``svc-studio convert``: vocals → a trained voice (a voice package or a checkpoint)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from svc_core.commands.assets import models_dir_option, resolve_models_dir
+
+
+def _transpose(value: str) -> float | None:
+    if value.lower() == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise click.BadParameter("a number of semitones or 'auto'") from exc
+
+
+@click.command("convert")
+@click.argument("vocals", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--voice",
+    "voice_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Voice package (.zip) or training checkpoint (.pt).",
+)
+@click.option(
+    "--transpose",
+    default="0",
+    show_default=True,
+    help="Semitones, or 'auto' (into the voice's range).",
+)
+@click.option(
+    "--f0",
+    "f0_method",
+    default=None,
+    help="F0 method [default: the one the voice was trained with].",
+)
+@click.option("--ppg", default=None, help="Whisper asset/file [default: the voice's].")
+@click.option("--vec", default=None, help="HuBERT-soft asset/file [default: the voice's].")
+@click.option(
+    "--speaker",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A .spk.npy to convert into instead of the voice's own centroid.",
+)
+@click.option(
+    "--mix-with",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A second .spk.npy blended with the target (see --mix-weight).",
+)
+@click.option("--mix-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@models_dir_option
+def convert_cmd(
+    vocals: Path,
+    out_dir: Path,
+    voice_path: Path,
+    transpose: str,
+    f0_method: str | None,
+    ppg: str | None,
+    vec: str | None,
+    speaker: Path | None,
+    mix_with: Path | None,
+    mix_weight: float,
+    device: str,
+    models_dir: Path | None,
+) -> None:
+    """Convert VOCALS into the voice; writes OUT_DIR/vocals.wav (44.1 kHz) and
+    OUT_DIR/vocals_model_rate.wav, and prints the transpose used."""
+    import torch
+
+    from svc_core.commands._progress import StageProgress
+    from svc_core.commands.preprocess import resolve_checkpoint
+    from svc_core.content.extract import ContentParams
+    from svc_core.convert.engine import (
+        ConvertParams,
+        convert_file,
+        load_voice_model_cached,
+        reference_f0_from_histogram,
+    )
+    from svc_core.errors import SvcError
+    from svc_core.f0.base import F0Params, recommended_method
+    from svc_core.speaker import load_spk, mix_speakers
+
+    models = resolve_models_dir(models_dir)
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    dev = "cuda" if cuda else "cpu"
+    bar = StageProgress()
+    try:
+        model = load_voice_model_cached(voice_path, device=dev)
+        meta = dict(model.info.get("meta") or {})
+        feats = dict(meta.get("features") or {})
+        ppg_name = ppg or feats.get("ppg_model") or "none"
+        vec_name = vec or feats.get("vec_model") or "none"
+        params = ConvertParams(
+            transpose=_transpose(transpose),
+            f0=F0Params(
+                method=f0_method or feats.get("f0_method") or recommended_method(cuda), device=dev
+            ),
+            content=ContentParams(
+                ppg_checkpoint=resolve_checkpoint(ppg_name, models),
+                vec_checkpoint=resolve_checkpoint(vec_name, models),
+                device=dev,
+            ),
+        )
+        target = load_spk(speaker) if speaker else model.speaker
+        if mix_with is not None:
+            if target is None:
+                raise click.UsageError("--mix-with needs a target embedding (--speaker)")
+            target = mix_speakers(target, load_spk(mix_with), mix_weight)
+        hist = meta.get("pitch_histogram") or []
+        reference = reference_f0_from_histogram(hist, float(meta.get("pitch_hop_s") or 0.01))
+        result, model_rate, wav44 = convert_file(
+            vocals,
+            out_dir,
+            voice_path,
+            params,
+            speaker=target,
+            reference_f0=reference if reference.size else None,
+            device=dev,
+            progress=bar,
+        )
+    except SvcError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        bar.close()
+    click.echo(
+        json.dumps(
+            {**result.summary(), "vocals": str(wav44), "vocals_model_rate": str(model_rate)},
+            indent=2,
+        )
+    )
