@@ -114,13 +114,18 @@ class UploadResult(BaseModel):
 
 # --- training and conversion options ------------------------------------------------------
 
-F0Method = Literal["crepe", "crepe-tiny", "harvest", "dio", "praat", "rmvpe"]
+F0Method = Literal["crepe", "crepe-full", "crepe-tiny", "harvest", "dio", "praat", "rmvpe"]
 
 
 class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     config: Literal["base", "tiny"] = "base"
-    f0_method: F0Method = "crepe"
+    # None: crepe full on a GPU worker, crepe tiny on a CPU one (full is 3x slower than
+    # real time on a CPU). The method is stored with the voice and reused for conversion.
+    f0_method: F0Method | None = None
+    # content encoders by asset name (svc-studio assets list); null = not used
+    ppg_model: str | None = Field(default="whisper-large-v2", max_length=100)
+    vec_model: str | None = Field(default="hubert-soft", max_length=100)
     separation_model: str | None = None
     dereverb: bool = False
     max_steps: int | None = Field(default=None, ge=1, le=10_000_000)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import fresh_pg_database, sqlite_url
 from tests.integration.stack import ROOT, Stack
+from tests.tiny_assets import install_tiny_assets
 
 BACKENDS = ["sqlite-fs", "pg-redis"]
 
@@ -41,6 +42,9 @@ def stack(request, tmp_path_factory):
         data = tmp_path_factory.mktemp(f"stack-{request.param}")
         logs = data / "logs"
         logs.mkdir()
+        # tiny official-format models under the registry's names (whisper-tiny, hubert-soft,
+        # the default separation model); whisper-large-v2 stays missing on purpose
+        s_assets = install_tiny_assets(data / "models")
         if request.param == "sqlite-fs":
             db, broker = sqlite_url(data / "svc.db"), "filesystem://"
         else:
@@ -61,6 +65,7 @@ def stack(request, tmp_path_factory):
         s.start_worker()
         s.wait_for_worker()
         s.backend = request.param  # type: ignore[attr-defined]
+        s.assets = s_assets  # type: ignore[attr-defined]
         yield s
         if request.node.session.testsfailed:
             for f in sorted(logs.iterdir()):

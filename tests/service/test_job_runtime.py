@@ -56,7 +56,7 @@ def test_claim_refuses_wrong_stage_and_unknown_job(rt):
     assert rtm.claim(rt, job_id="no-such-job", stage="ingest") is False
 
 
-def test_stage_success_advances_then_unbuilt_stage_fails_clearly(rt, stage_fn):
+def test_stage_success_advances_then_unknown_stage_fails_clearly(rt, stage_fn):
     seen = []
 
     def ok(rt_, h):
@@ -65,17 +65,18 @@ def test_stage_success_advances_then_unbuilt_stage_fails_clearly(rt, stage_fn):
         seen.append(h.job_id)
 
     stage_fn(ok)
-    job_id = _job(rt)
+    job_id = _job(rt, stages=("ingest", "sing-along"))
     assert run_stage(rt, job_id=job_id, stage="ingest") == "advanced"
     assert seen == [job_id]
     job = _get(rt, job_id)
-    assert job.status == "queued" and job.stage == "separate" and job.progress == pytest.approx(0.5)
-    assert rt.sent == [(job_id, "separate")]
-    # 'separate' is not built yet: the job fails with a plain message, never pretends
-    assert run_stage(rt, job_id=job_id, stage="separate") == "failed"
+    assert job.status == "queued" and job.stage == "sing-along"
+    assert job.progress == pytest.approx(0.5)
+    assert rt.sent == [(job_id, "sing-along")]
+    # a stage this worker does not know: the job fails with a plain message, never pretends
+    assert run_stage(rt, job_id=job_id, stage="sing-along") == "failed"
     job = _get(rt, job_id)
     assert job.status == "failed"
-    assert "not available yet" in job.error and "separate" in job.error
+    assert "not available" in job.error and "sing-along" in job.error
     assert job.finished_at is not None
 
 

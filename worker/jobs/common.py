@@ -10,8 +10,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.db.models import Artifact, Job
+from app.db.models import Artifact, Conversion, Job, Track, TrackStatus
 from worker.jobs.runtime import JobHandle, Runtime
+from worker.names import JobKind
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,42 @@ def find_artifact(
                 s.expunge(art)
                 return art
     return None
+
+
+def job_track_ids(rt: Runtime, job: JobSnapshot) -> list[str]:
+    """The tracks a job works on: its explicit list, else the voice's reference tracks or the
+    conversion's source track."""
+    if job.params.get("track_ids"):
+        return list(job.params["track_ids"])
+    with rt.scope() as s:
+        if job.kind == JobKind.voice and job.voice_id:
+            q = (
+                select(Track.id)
+                .where(Track.voice_id == job.voice_id, Track.user_id == job.user_id)
+                .order_by(Track.created_at)
+            )
+            return list(s.scalars(q))
+        if job.conversion_id:
+            conv = s.get(Conversion, job.conversion_id)
+            return [conv.source_track_id] if conv else []
+    return []
+
+
+def usable_tracks(rt: Runtime, job: JobSnapshot) -> list[Track]:
+    """The job's tracks that ingest decoded (failed ones were reported by ingest)."""
+    out = []
+    with rt.scope() as s:
+        for tid in job_track_ids(rt, job):
+            track = s.get(Track, tid)
+            if track is not None and track.user_id == job.user_id:
+                if track.status == TrackStatus.ready.value:
+                    s.expunge(track)
+                    out.append(track)
+    return out
+
+
+def temp_dir(rt: Runtime) -> Path:
+    """A fresh folder on the storage file system (so results can be renamed into place)."""
+    path = rt.storage.temp_path()
+    path.mkdir(parents=True)
+    return path

@@ -10,29 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.db.models import Artifact, Conversion, Track, TrackStatus, utcnow
+from app.db.models import Artifact, Track, TrackStatus, utcnow
 from svc_core.errors import BadInputError, Cancelled
 from svc_core.progress import check_stop
-from worker.jobs.common import JobSnapshot, inputs_key, snapshot, store_artifact
+from worker.jobs.common import inputs_key, job_track_ids, snapshot, store_artifact
 from worker.jobs.runtime import JobHandle, Runtime
 from worker.names import JobKind
-
-
-def _track_ids(rt: Runtime, job: JobSnapshot) -> list[str]:
-    if job.params.get("track_ids"):
-        return list(job.params["track_ids"])
-    with rt.scope() as s:
-        if job.kind == JobKind.voice and job.voice_id:
-            q = (
-                select(Track.id)
-                .where(Track.voice_id == job.voice_id, Track.user_id == job.user_id)
-                .order_by(Track.created_at)
-            )
-            return list(s.scalars(q))
-        if job.conversion_id:
-            conv = s.get(Conversion, job.conversion_id)
-            return [conv.source_track_id] if conv else []
-    return []
 
 
 def run(rt: Runtime, h: JobHandle) -> None:
@@ -42,7 +25,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     params = IngestParams(
         max_duration_s=rt.settings.max_audio_seconds, min_duration_s=rt.settings.min_audio_seconds
     )
-    ids = _track_ids(rt, job)
+    ids = job_track_ids(rt, job)
     if not ids:
         raise BadInputError("There are no tracks to process: upload audio files first.")
     failures: list[str] = []

@@ -47,7 +47,10 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
     try:
         fn = STAGES.get(stage)
         if fn is None:
-            raise StageNotAvailableError(f"Stage '{stage}' is unknown to this worker.")
+            raise StageNotAvailableError(
+                f"The '{stage}' stage is not available in this worker's version of "
+                "svc-studio: update the worker."
+            )
         fn(rt, h)
         if h.should_stop():
             raise Cancelled("stopped")

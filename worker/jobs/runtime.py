@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -168,6 +169,14 @@ class JobHandle:
             )
             if not res.rowcount:
                 self._lost = True
+
+    def sub_progress(self, stage: str, start: float, end: float) -> Callable[[str, float], None]:
+        """An engine ``progress(stage, fraction)`` hook mapped onto ``start..end`` of this stage."""
+
+        def report(_stage: str, fraction: float) -> None:
+            self.progress(stage, start + (end - start) * min(max(fraction, 0.0), 1.0))
+
+        return report
 
     def save_state(self, **items: Any) -> None:
         """Merge resume data into ``job.state`` (kept across attempts)."""

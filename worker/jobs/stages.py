@@ -1,28 +1,23 @@
-"""Stage name -> function. Stages that are not built yet fail the job with a clear message."""
+"""Stage name -> function. The runner fails a job whose stage this worker does not know
+(an API newer than the worker) with a plain message."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from svc_core.errors import StageNotAvailableError
-from worker.jobs import ingest, mix
+from worker.jobs import convert, ingest, mix, preprocess, report, separate, slice, train
 from worker.jobs.runtime import JobHandle, Runtime
 from worker.names import Stage
 
 StageFn = Callable[[Runtime, JobHandle], None]
 
-
-def _not_available(stage: Stage) -> StageFn:
-    def run(rt: Runtime, h: JobHandle) -> None:
-        raise StageNotAvailableError(
-            f"The '{stage.value}' stage is not available yet in this version of svc-studio. "
-            "Your uploads and the results of earlier stages are kept; run the job again once "
-            "the stage is available."
-        )
-
-    return run
-
-
-STAGES: dict[str, StageFn] = {s.value: _not_available(s) for s in Stage}
-STAGES[Stage.ingest.value] = ingest.run
-STAGES[Stage.mix.value] = mix.run
+STAGES: dict[str, StageFn] = {
+    Stage.ingest.value: ingest.run,
+    Stage.separate.value: separate.run,
+    Stage.slice.value: slice.run,
+    Stage.preprocess.value: preprocess.run,
+    Stage.train.value: train.run,
+    Stage.convert.value: convert.run,
+    Stage.mix.value: mix.run,
+    Stage.report.value: report.run,
+}

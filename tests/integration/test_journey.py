@@ -1,0 +1,175 @@
+"""The whole product through the API with a real worker: songs in, a mixed cover out.
+
+Reference songs and source songs are generated (a sung melody over an accompaniment); the
+models are tiny official-format checkpoints installed in the stack's models folder; training
+uses the tiny config. Everything else is the real code path: ingest → separate (audio-
+separator) → slice → preprocess → train → convert → mix → report, then downloads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests import synth
+from tests.integration.stack import wait_job
+from tests.integration.test_api import new_voice, upload
+
+pytestmark = pytest.mark.integration
+SR = 44100
+
+
+def write_song(path, seconds, base_f0, seed):
+    mix, _, _ = synth.sung_song(seconds, base_f0=base_f0, seed=seed)
+    return synth.write(path, mix, SR)
+
+
+def train_request(stack, **extra):
+    return {
+        "config": "tiny",
+        "max_steps": 16,
+        "f0_method": "harvest",
+        "ppg_model": stack.assets["ppg_model"],
+        "vec_model": stack.assets["vec_model"],
+        **extra,
+    }
+
+
+def download(c, art) -> bytes:
+    r = c.get(art["download_url"])
+    assert r.status_code == 200, r.text
+    return r.content
+
+
+def by_kind(items):
+    out: dict[str, list] = {}
+    for a in items:
+        out.setdefault(a["kind"], []).append(a)
+    return out
+
+
+def test_songs_in_cover_out(stack, tmp_path):
+    with stack.client("alice") as c:
+        v = new_voice(c, "Journey")
+        refs = [
+            write_song(tmp_path / f"ref{i}.wav", 7.0, f0, i) for i, f0 in enumerate((262.0, 294.0))
+        ]
+        up = upload(c, v["id"], refs)
+        assert up.status_code == 201, up.text
+        assert wait_job(c, up.json()["job"]["id"])["status"] == "succeeded"
+
+        r = c.post(f"/api/v1/voices/{v['id']}/train", json=train_request(stack))
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        seen_stages, progress = set(), []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            job = c.get(f"/api/v1/jobs/{job_id}").json()
+            seen_stages.add(job["stage"])
+            progress.append(job["progress"])
+            if job["status"] in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.2)
+        assert job["status"] == "succeeded", job
+        assert progress == sorted(progress) and progress[-1] == 1.0
+        assert {"separate", "preprocess", "train"} <= seen_stages
+        curve = job["metrics"]["curve"]
+        assert curve and curve[-1]["step"] == 16 and job["metrics"]["train"]["starts_from"]
+
+        voice = c.get(f"/api/v1/voices/{v['id']}").json()
+        assert voice["status"] == "ready"
+        rep = voice["report"]
+        assert rep["slice_count"] >= 2 and rep["range"] is not None
+        assert any("less than 10 minutes" in w for w in rep["warnings"])
+        arts = by_kind(voice["artifacts"])
+        assert {"spk", "voice_package", "metrics"} <= set(arts)
+        spk = np.load(io.BytesIO(download(c, arts["spk"][0])))
+        assert spk.shape == (256,) and abs(np.linalg.norm(spk) - 1) < 1e-3
+        pkg = zipfile.ZipFile(io.BytesIO(download(c, arts["voice_package"][0])))
+        assert "voice.json" in pkg.namelist()
+
+        # two source songs against the voice in one request
+        sources = [write_song(tmp_path / f"src{i}.wav", 5.0 + i, 196.0, 10 + i) for i in range(2)]
+        r = c.post(
+            "/api/v1/conversions",
+            data={
+                "voice_id": v["id"],
+                "options": json.dumps({"transpose": "auto", "output_format": "wav24"}),
+            },
+            files=[("files", (p.name, p.read_bytes(), "audio/wav")) for p in sources],
+        )
+        assert r.status_code == 201, r.text
+        convs = r.json()
+        assert len(convs) == 2
+        for conv, src in zip(convs, sources, strict=True):
+            job = wait_job(c, conv["job"]["id"], timeout=240)
+            assert job["status"] == "succeeded", job
+            got = c.get(f"/api/v1/conversions/{conv['id']}").json()
+            arts = by_kind(got["artifacts"])
+            assert {"mix", "converted_vocals", "instrumental", "vocals"} <= set(arts)
+            mix, sr = sf.read(io.BytesIO(download(c, arts["mix"][0])), always_2d=True)
+            assert sr == SR and mix.shape == (sf.info(str(src)).frames, 2)
+            assert 20 * np.log10(np.sqrt(np.mean(mix**2))) > -45  # not silent
+            assert np.max(np.abs(mix)) < 0.9  # limited to -1 dBTP: not clipped
+            assert sf.info(io.BytesIO(download(c, arts["mix"][0]))).subtype == "PCM_24"
+            vocals, vsr = sf.read(io.BytesIO(download(c, arts["converted_vocals"][0])))
+            assert vsr == SR and len(vocals) == len(mix)
+            report = got["report"]
+            assert report["transpose"]["mode"] == "auto"
+            assert report["quality"]["pitch"] is not None and report["verdicts"]
+            assert report["mix"]["true_peak_dbtp"] <= -1.0
+            # Range request, as an audio element seeking
+            part = c.get(arts["mix"][0]["download_url"], headers={"Range": "bytes=100-199"})
+            assert part.status_code == 206 and len(part.content) == 100
+
+        # re-mix with other settings: no re-conversion, a new file
+        conv = convs[0]
+        r = c.post(
+            f"/api/v1/conversions/{conv['id']}/remix",
+            json={"output_format": "mp3", "vocal_gain_db": -3, "reverb": 0.2},
+        )
+        assert r.status_code == 202, r.text
+        job = wait_job(c, r.json()["id"])
+        assert job["status"] == "succeeded" and job["stages"] == ["mix"], job
+        arts = by_kind(c.get(f"/api/v1/conversions/{conv['id']}").json()["artifacts"])
+        assert len(arts["mix"]) == 2 and len(arts["converted_vocals"]) == 1
+        assert any(a["filename"].endswith(".mp3") for a in arts["mix"])
+
+
+def test_cancelling_a_conversion_leaves_no_half_written_outputs(stack, tmp_path):
+    with stack.client("alice") as c:
+        voices = [v for v in c.get("/api/v1/voices").json() if v["status"] == "ready"]
+        if not voices:
+            pytest.skip("needs the trained voice of test_songs_in_cover_out")
+        src = write_song(tmp_path / "long.flac", 60.0, 196.0, 3)  # FLAC: under 8 MiB
+        r = c.post(
+            "/api/v1/conversions",
+            data={"voice_id": voices[0]["id"]},
+            files=[("files", (src.name, src.read_bytes(), "audio/wav"))],
+        )
+        assert r.status_code == 201, r.text
+        conv = r.json()[0]
+        job = wait_job(
+            c,
+            conv["job"]["id"],
+            timeout=180,
+            statuses=("succeeded", "failed", "cancelled", "running"),
+        )
+        deadline = time.monotonic() + 180
+        while job["stage"] != "convert" and time.monotonic() < deadline:
+            job = c.get(f"/api/v1/jobs/{job['id']}").json()
+            assert job["status"] not in ("succeeded", "failed"), job
+            time.sleep(0.05)
+        assert c.post(f"/api/v1/jobs/{job['id']}/cancel").status_code == 200
+        job = wait_job(c, job["id"])
+        assert job["status"] == "cancelled", job
+        kinds = {a["kind"] for a in c.get(f"/api/v1/conversions/{conv['id']}").json()["artifacts"]}
+        assert not kinds & {"converted_vocals", "mix", "converted_vocals_model_rate"}
+        tmp = stack.data_dir / "storage" / ".tmp"
+        assert not tmp.exists() or not any(tmp.iterdir())

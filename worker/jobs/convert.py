@@ -1,0 +1,114 @@
+"""Convert stage: the source song's vocals → the target voice (gpu queue).
+
+Uses the voice's newest package and the same F0 method and content encoders the voice was
+trained with (unless the conversion overrides the F0 method). The pitch shift — fixed or
+automatic into the voice's range — is recorded on the conversion for the mix and the report.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from app.db.models import Conversion, Track, Voice
+from svc_core.errors import BadInputError
+from worker.jobs.common import find_artifact, inputs_key, snapshot, store_artifact, temp_dir
+from worker.jobs.runtime import JobHandle, Runtime
+
+
+def convert_params(rt: Runtime, features: dict, options: dict):
+    from svc_core.content.extract import ContentParams
+    from svc_core.convert.engine import ConvertParams
+    from svc_core.f0.base import F0Params
+    from worker.jobs.preprocess import _cuda, preprocess_params
+
+    base = preprocess_params(
+        rt, {**features, "f0_method": options.get("f0_method") or features["f0_method"]}
+    )
+    transpose = options.get("transpose", 0)
+    return ConvertParams(
+        transpose=None if transpose == "auto" else float(transpose or 0),
+        f0=F0Params(**{**base.f0.__dict__}),
+        content=ContentParams(**{**base.content.__dict__, "device": "cuda" if _cuda() else "cpu"}),
+    )
+
+
+def run(rt: Runtime, h: JobHandle) -> None:
+    import numpy as np
+
+    from svc_core.convert.engine import convert_file, reference_f0_from_histogram
+
+    job = snapshot(rt, h)
+    with rt.scope() as s:
+        conv = s.get(Conversion, job.conversion_id) if job.conversion_id else None
+        if conv is None or conv.user_id != job.user_id:
+            raise BadInputError("This job has no conversion.")
+        voice = s.get(Voice, conv.voice_id)
+        track = s.get(Track, conv.source_track_id)
+        assert voice is not None and track is not None
+        options = dict(conv.options or {})
+        features = dict((voice.settings or {}).get("features") or {})
+        coverage = dict(voice.report or {})
+        voice_name, track_id, conv_id, song = voice.name, track.id, conv.id, track.filename
+    package = find_artifact(rt, user_id=job.user_id, kind="voice_package", voice_id=conv.voice_id)
+    if package is None or not features:
+        raise BadInputError(f"The voice '{voice_name}' has not been trained yet: train it first.")
+    vocals = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track_id)
+    if vocals is None:
+        raise BadInputError(f"'{song}' has no vocals: separation did not run.")
+    params = convert_params(rt, features, options)
+    key = inputs_key("convert", vocals.sha256, package.sha256, params)
+    if find_artifact(
+        rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id, inputs=key
+    ):
+        h.progress("convert", 1.0, "convert: already converted", force=True)
+        return
+    hop_s = float(coverage.get("hop_s") or 0.01)
+    reference = reference_f0_from_histogram(coverage.get("histogram") or [], hop_s)
+    device = params.content.device
+    h.progress("convert", 0.0, f"convert: '{song}' into '{voice_name}'", force=True)
+    work = temp_dir(rt)
+    try:
+        result, model_rate, wav44 = convert_file(
+            rt.storage.path(vocals.storage_key),
+            work,
+            rt.storage.path(package.storage_key),
+            params,
+            reference_f0=reference if reference.size else None,
+            device=device,
+            max_duration_s=rt.settings.max_audio_seconds,
+            progress=h.sub_progress("convert", 0.0, 0.97),
+            should_stop=h.should_stop,
+        )
+        summary = result.summary()
+        stem = Path(song).stem
+        prefix = f"u/{job.user_id}/conversions/{conv_id}"
+        np.save(work / "source_f0.npy", result.source_f0)
+        for kind, path, name in (
+            ("source_f0", work / "source_f0.npy", f"{stem}-source-f0.npy"),
+            ("converted_vocals_model_rate", model_rate, f"{stem}-{voice_name}-vocals-model.wav"),
+            ("converted_vocals", wav44, f"{stem}-{voice_name}-vocals.wav"),
+        ):  # converted_vocals last: with this key it marks the stage as done
+            store_artifact(
+                rt,
+                job=job,
+                local_file=path,
+                key=f"{prefix}/{kind}-{key[:12]}{path.suffix}",
+                kind=kind,
+                stage="convert",
+                inputs=key,
+                content_type="audio/wav" if path.suffix == ".wav" else "application/octet-stream",
+                filename=name,
+                meta=summary,
+                conversion_id=conv_id,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    with rt.scope() as s:
+        c = s.get(Conversion, conv_id)
+        assert c is not None
+        c.report = {
+            **(c.report or {}),
+            "transpose": summary["transpose"],
+            "convert": {k: v for k, v in summary.items() if k != "transpose"},
+        }

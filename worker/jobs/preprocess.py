@@ -1,0 +1,173 @@
+"""Preprocess stage: a voice's slices → its training dataset, ``.spk.npy`` and coverage report.
+
+The dataset lives in storage under the voice (``u/<user>/voices/<voice>/dataset``) with a
+per-slice feature cache, so a resumed job or a re-run after adding a song computes only the
+new slices. Content-encoder and F0 settings are resolved here once and stored with the
+voice: conversion reuses exactly what training used.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.db.models import Artifact, Voice
+from svc_core.errors import BadInputError
+from worker.jobs.common import find_artifact, inputs_key, snapshot, store_artifact, temp_dir
+from worker.jobs.runtime import JobHandle, Runtime
+
+
+def feature_settings(rt: Runtime, job_params: dict) -> dict:
+    """The voice's feature settings: model rate/hop, F0 method, content encoders (by asset)."""
+    from svc_core.f0.base import canonical_method, recommended_method
+    from svc_core.model.config import load_config
+
+    cfg = load_config(job_params.get("config") or "base")
+    f0 = job_params.get("f0_method") or recommended_method(_cuda())
+    ppg = job_params.get("ppg_model", "whisper-large-v2")
+    vec = job_params.get("vec_model", "hubert-soft")
+    if not ppg and not vec:
+        raise BadInputError("Choose a PPG model, a vec model or both for the content features.")
+    return {
+        "config": job_params.get("config") or "base",
+        "sample_rate": cfg.audio.sample_rate,
+        "hop_length": cfg.audio.hop_length,
+        "f0_method": canonical_method(f0),
+        "ppg_model": ppg or None,
+        "vec_model": vec or None,
+    }
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def preprocess_params(rt: Runtime, feats: dict):
+    from svc_core.assets import asset_path
+    from svc_core.content.extract import ContentParams
+    from svc_core.f0.base import F0Params
+    from svc_core.preprocess import PreprocessParams
+
+    models = rt.settings.models_dir
+    device = "cuda" if _cuda() else "cpu"
+    weights = None
+    if feats["f0_method"] == "rmvpe":
+        weights = str(asset_path("rmvpe", models))
+    return PreprocessParams(
+        sample_rate=feats["sample_rate"],
+        hop_length=feats["hop_length"],
+        f0=F0Params(method=feats["f0_method"], device=device, weights_path=weights),
+        content=ContentParams(
+            ppg_checkpoint=str(asset_path(feats["ppg_model"], models))
+            if feats["ppg_model"]
+            else None,
+            vec_checkpoint=str(asset_path(feats["vec_model"], models))
+            if feats["vec_model"]
+            else None,
+            device=device,
+        ),
+    )
+
+
+def voice_slices(rt: Runtime, *, user_id: str, voice_id: str) -> list[Path]:
+    """Slice files of the voice: the newest slicing of each of its tracks."""
+    with rt.scope() as s:
+        arts = list(
+            s.scalars(
+                select(Artifact)
+                .where(
+                    Artifact.user_id == user_id,
+                    Artifact.voice_id == voice_id,
+                    Artifact.kind == "slices",
+                )
+                .order_by(Artifact.created_at.desc())
+            )
+        )
+        s.expunge_all()
+    seen: set[str | None] = set()
+    paths: list[Path] = []
+    for art in arts:
+        if art.track_id in seen or not rt.storage.exists(art.storage_key):
+            continue
+        seen.add(art.track_id)
+        manifest = rt.storage.path(art.storage_key)
+        data = json.loads(manifest.read_text("utf-8"))
+        paths += [manifest.parent / x["path"] for x in data["slices"]]
+    return sorted(paths)
+
+
+def coverage_of(result, hop_s: float) -> dict:
+    """The voice's coverage report (pitch range, histogram, amount of data, warnings)."""
+    import numpy as np
+
+    from svc_core.report.coverage import SliceStats, coverage_report
+
+    stats = [
+        SliceStats(f0=np.load(x.f0_path), duration_s=x.seconds, name=x.id) for x in result.slices
+    ]
+    return coverage_report(stats, hop_s=hop_s).to_dict()
+
+
+def run(rt: Runtime, h: JobHandle) -> None:
+    from svc_core.preprocess import build_dataset
+
+    job = snapshot(rt, h)
+    if not job.voice_id:
+        raise BadInputError("Preprocessing needs a voice.")
+    feats = feature_settings(rt, job.params)
+    params = preprocess_params(rt, feats)
+    slices = voice_slices(rt, user_id=job.user_id, voice_id=job.voice_id)
+    if not slices:
+        raise BadInputError("There are no slices of singing to learn from.")
+    dataset = rt.storage.path(f"u/{job.user_id}/voices/{job.voice_id}/dataset")
+    h.progress("preprocess", 0.0, f"preprocess: features of {len(slices)} slices", force=True)
+    result = build_dataset(
+        slices,
+        dataset,
+        params,
+        progress=lambda _s, f: h.progress("preprocess", 0.95 * f),
+        should_stop=h.should_stop,
+        meta={"settings": feats},
+    )
+    coverage = coverage_of(result, params.f0_params.hop_s)
+    warnings = [f"skipped slice {x}" for x in result.skipped]
+    with rt.scope() as s:
+        voice = s.get(Voice, job.voice_id)
+        assert voice is not None
+        name = voice.name
+        voice.settings = {**(voice.settings or {}), "features": feats}
+        voice.report = {**coverage, "skipped": warnings[:50]}
+    key = inputs_key("spk", [p.name for p in slices], params.feature_key())
+    if not find_artifact(rt, user_id=job.user_id, kind="spk", voice_id=job.voice_id, inputs=key):
+        work = temp_dir(rt)
+        try:
+            spk = work / "speaker.spk.npy"
+            shutil.copyfile(result.speaker_path, spk)
+            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+            store_artifact(
+                rt,
+                job=job,
+                local_file=spk,
+                key=f"u/{job.user_id}/voices/{job.voice_id}/spk-{key[:12]}.spk.npy",
+                kind="spk",
+                stage="preprocess",
+                inputs=key,
+                content_type="application/octet-stream",
+                filename=f"{safe}.spk.npy",
+                meta={"slices": len(result.slices)},
+                voice_id=job.voice_id,
+            )
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    h.save_state(
+        preprocess={
+            "slices": len(result.slices),
+            "reused": result.reused,
+            "skipped": result.skipped[:20],
+        }
+    )

@@ -1,0 +1,68 @@
+"""Report stage: how close the conversion came, in numbers and plain words."""
+
+from __future__ import annotations
+
+from app.db.models import Conversion, Voice
+from svc_core.errors import BadInputError
+from worker.jobs.common import find_artifact, snapshot
+from worker.jobs.runtime import JobHandle, Runtime
+
+
+def run(rt: Runtime, h: JobHandle) -> None:
+    from svc_core.audio.io import load_audio
+    from svc_core.quality import quality_report
+    from svc_core.speaker import load_spk
+    from worker.jobs.convert import convert_params
+
+    job = snapshot(rt, h)
+    with rt.scope() as s:
+        conv = s.get(Conversion, job.conversion_id) if job.conversion_id else None
+        if conv is None or conv.user_id != job.user_id:
+            raise BadInputError("This job has no conversion to report on.")
+        voice = s.get(Voice, conv.voice_id)
+        assert voice is not None
+        features = dict((voice.settings or {}).get("features") or {})
+        report = dict(conv.report or {})
+        options = dict(conv.options or {})
+        conv_id, track_id, voice_id = conv.id, conv.source_track_id, voice.id
+    converted = find_artifact(
+        rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id
+    )
+    source = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track_id)
+    spk = find_artifact(rt, user_id=job.user_id, kind="spk", voice_id=voice_id)
+    if converted is None or source is None or spk is None:
+        raise BadInputError("The conversion's results are missing: run the conversion again.")
+    h.progress("report", 0.05, "report: measuring similarity and pitch", force=True)
+    conv_audio, conv_sr = load_audio(rt.storage.path(converted.storage_key))
+    src_audio, src_sr = load_audio(rt.storage.path(source.storage_key))
+    h.progress("report", 0.3)
+    params = convert_params(rt, features, options)
+    semitones = float((report.get("transpose") or {}).get("semitones", 0.0))
+    q = quality_report(
+        conv_audio,
+        conv_sr,
+        src_audio,
+        src_sr,
+        load_spk(rt.storage.path(spk.storage_key)),
+        transpose_semitones=semitones,
+        f0=params.f0,
+    )
+    verdicts = list(q.verdicts)
+    fit = (report.get("transpose") or {}).get("fit")
+    if fit and fit.get("message"):
+        verdicts.append(f"Range: {fit['message']}.")
+    mix = report.get("mix") or {}
+    if mix:
+        verdicts.append(
+            f"Mix: {mix.get('mix_lufs')} LUFS, true peak {mix.get('true_peak_dbtp')} dBTP "
+            "(limited, no clipping)."
+        )
+    with rt.scope() as s:
+        c = s.get(Conversion, conv_id)
+        assert c is not None
+        c.report = {
+            **(c.report or {}),
+            "quality": q.to_dict(),
+            "verdicts": verdicts,
+            "coverage": fit,
+        }

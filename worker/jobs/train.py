@@ -1,0 +1,268 @@
+"""Train stage: the voice's dataset → a trained model, exported as a voice package.
+
+The run folder lives in storage under the voice and config (``.../voices/<id>/train/<cfg>``),
+so a job that restarts — after a cancel-and-retrain, a worker killed mid-step, a worker shut
+down — resumes from the newest checkpoint there (the trainer refuses an incompatible one
+with a plain message instead of silently starting over). The loss curve goes to
+``job.metrics`` as it grows; evaluation previews and the voice package become artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from app.db.models import Job, Voice
+from svc_core.errors import BadInputError
+from worker.jobs.common import find_artifact, snapshot, store_artifact, temp_dir
+from worker.jobs.runtime import JobHandle, Runtime
+
+MAX_CURVE_POINTS = 400
+DEFAULT_MAX_MINUTES = 120.0
+METRICS_WRITE_INTERVAL_S = 2.0
+
+
+def _thin(points: list[dict]) -> list[dict]:
+    """Keep the curve under MAX_CURVE_POINTS: halve the older half's density when over."""
+    if len(points) <= MAX_CURVE_POINTS:
+        return points
+    half = len(points) // 2
+    return points[:half:2] + points[half:]
+
+
+class CurveRecorder:
+    """Turns trainer events into ``job.metrics`` (throttled writes)."""
+
+    def __init__(self, rt: Runtime, h: JobHandle, previous: dict[str, Any] | None):
+        self.rt, self.h = rt, h
+        self.metrics: dict[str, Any] = {"curve": [], "train": {}}
+        if previous:  # a resumed job keeps its curve up to the checkpoint it resumes from
+            self.metrics.update(previous)
+        self.last_write = 0.0
+
+    def __call__(self, e: dict[str, Any]) -> None:
+        kind = e.get("event")
+        m = self.metrics
+        if kind == "start":
+            m["train"] = {
+                k: e.get(k)
+                for k in (
+                    "starts_from",
+                    "step",
+                    "epoch",
+                    "device",
+                    "resumed_from_step",
+                    "parameters",
+                )
+                if k in e
+            }
+            start = int(e.get("step") or 0)
+            m["curve"] = [p for p in m["curve"] if p["step"] <= start]
+        elif kind == "step":
+            losses = e.get("losses") or {}
+            m["curve"] = _thin(
+                [
+                    *m["curve"],
+                    {
+                        "step": e["step"],
+                        "epoch": e.get("epoch"),
+                        "mel": losses.get("mel"),
+                        "total": losses.get("loss_g"),
+                        "disc": losses.get("loss_d"),
+                        "val_mel": None,
+                    },
+                ]
+            )
+            m["train"].update(
+                step=e["step"], epoch=e.get("epoch"), steps_per_s=e.get("steps_per_s")
+            )
+            self.h.progress(
+                "train",
+                float(e.get("fraction") or 0.0),
+                f"train: step {e['step']}, mel loss {losses.get('mel', 0):.3f}",
+            )
+        elif kind == "eval":
+            m["curve"] = _thin(
+                [
+                    *m["curve"],
+                    {
+                        "step": e["step"],
+                        "epoch": e.get("epoch"),
+                        "mel": None,
+                        "total": None,
+                        "disc": None,
+                        "val_mel": e.get("val_mel"),
+                    },
+                ]
+            )
+            m["train"]["best_val_mel"] = min(
+                x for x in (m["train"].get("best_val_mel"), e.get("val_mel")) if x is not None
+            )
+            m["previews"] = e.get("previews") or []
+        elif kind == "end":
+            m["train"].update(
+                {
+                    k: e.get(k)
+                    for k in ("step", "epoch", "stopped_by", "best_val_mel", "starts_from", "notes")
+                }
+            )
+        if kind in ("start", "eval", "end", "checkpoint") or (
+            time.monotonic() - self.last_write > METRICS_WRITE_INTERVAL_S
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        self.last_write = time.monotonic()
+        with self.rt.scope() as s:
+            job = s.get(Job, self.h.job_id)
+            if job is not None:
+                job.metrics = json.loads(json.dumps(self.metrics, default=str))
+
+
+def train_params(rt: Runtime, job_params: dict):
+    from svc_core.assets import asset_path
+    from svc_core.train.trainer import TrainParams
+
+    minutes = job_params.get("max_minutes")
+    steps, epochs = job_params.get("max_steps"), job_params.get("max_epochs")
+    if minutes is None and steps is None and epochs is None:
+        minutes = DEFAULT_MAX_MINUTES
+    base = job_params.get("base_model")
+    return TrainParams(
+        max_steps=steps,
+        max_epochs=epochs,
+        max_seconds=None if minutes is None else float(minutes) * 60.0,
+        patience=job_params.get("patience"),
+        base_model=asset_path(base, rt.settings.models_dir) if base else None,
+        save_every_s=120.0,
+    )
+
+
+def run(rt: Runtime, h: JobHandle) -> None:
+    from svc_core.train.package import export_voice_package
+    from svc_core.train.trainer import train
+
+    job = snapshot(rt, h)
+    if not job.voice_id:
+        raise BadInputError("Training needs a voice.")
+    with rt.scope() as s:
+        voice = s.get(Voice, job.voice_id)
+        j = s.get(Job, h.job_id)
+        assert voice is not None and j is not None
+        features = dict((voice.settings or {}).get("features") or {})
+        coverage = voice.report
+        name = voice.name
+        previous = dict(j.metrics) if j.metrics else None
+    if not features:
+        raise BadInputError("The voice has no preprocessed dataset: run preprocessing first.")
+    config = features.get("config") or job.params.get("config") or "base"
+    base = f"u/{job.user_id}/voices/{job.voice_id}"
+    dataset = rt.storage.path(f"{base}/dataset")
+    out_dir = rt.storage.path(f"{base}/train/{config}")
+    params = train_params(rt, job.params)
+    recorder = CurveRecorder(rt, h, previous)
+    h.progress("train", 0.0, "train: starting", force=True)
+    try:
+        result = train(
+            dataset,
+            out_dir,
+            config,
+            params,
+            progress=lambda _s, f: None,  # the recorder reports progress with the step
+            should_stop=h.should_stop,
+            on_event=recorder,
+        )
+    finally:
+        recorder.flush()
+    h.progress("train", 0.97, f"train: done ({result.stopped_by}), exporting the voice", force=True)
+    checkpoint = result.best_checkpoint or result.checkpoint
+    meta = {
+        "voice": name,
+        "features": features,
+        "pitch_histogram": (coverage or {}).get("histogram"),
+        "pitch_hop_s": (coverage or {}).get("hop_s"),
+        "train": {
+            k: v
+            for k, v in result.to_dict().items()
+            if k
+            in (
+                "step",
+                "epoch",
+                "stopped_by",
+                "starts_from",
+                "best_val_mel",
+                "last_val_mel",
+                "train_seconds",
+                "config_hash",
+                "notes",
+            )
+        },
+    }
+    work = temp_dir(rt)
+    try:
+        pkg = export_voice_package(checkpoint, work / "voice.zip", dataset / "speaker.npy", meta)
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+        store_artifact(
+            rt,
+            job=job,
+            local_file=pkg,
+            key=f"{base}/voice-{job.id[:8]}-{result.step}.zip",
+            kind="voice_package",
+            stage="train",
+            inputs=result.config_hash,
+            content_type="application/zip",
+            filename=f"{safe}.svcvoice.zip",
+            meta=meta["train"],
+            voice_id=job.voice_id,
+        )
+        _store_previews(rt, job, result.previews_dir, work)
+        metrics = work / "metrics.jsonl"
+        shutil.copyfile(result.metrics_path, metrics)
+        store_artifact(
+            rt,
+            job=job,
+            local_file=metrics,
+            key=f"{base}/train-{job.id[:8]}-metrics.jsonl",
+            kind="metrics",
+            stage="train",
+            inputs=None,
+            content_type="application/x-ndjson",
+            filename=f"{safe}-training-metrics.jsonl",
+            voice_id=job.voice_id,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _store_previews(rt: Runtime, job, previews_dir: Path, work: Path) -> None:
+    """The newest evaluation's preview WAVs become ``preview`` artifacts of the voice."""
+    steps = sorted(p for p in Path(previews_dir).glob("step_*") if p.is_dir())
+    if not steps:
+        return
+    latest = steps[-1]
+    for wav in sorted(latest.glob("*.wav")):
+        if find_artifact(
+            rt,
+            user_id=job.user_id,
+            kind="preview",
+            voice_id=job.voice_id,
+            inputs=f"{latest.name}/{wav.name}",
+        ):
+            continue
+        tmp = work / wav.name
+        shutil.copyfile(wav, tmp)
+        store_artifact(
+            rt,
+            job=job,
+            local_file=tmp,
+            key=f"u/{job.user_id}/voices/{job.voice_id}/previews/{latest.name}-{wav.name}",
+            kind="preview",
+            stage="train",
+            inputs=f"{latest.name}/{wav.name}",
+            content_type="audio/wav",
+            filename=f"preview-{latest.name}-{wav.name}",
+            voice_id=job.voice_id,
+        )
