@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +66,10 @@ def safe_extension(name: str) -> str:
     return ext if re.fullmatch(r"\.[a-z0-9]{1,5}", ext) else ""
 
 
+def sniff_zip(head: bytes) -> bool:
+    return head[:4] == b"PK\x03\x04"
+
+
 def sniff_audio(head: bytes) -> bool:
     """True when the first bytes look like an audio container we can decode."""
     if len(head) < 4:
@@ -92,6 +97,8 @@ async def parse_upload(
     max_file_bytes: int,
     max_files: int,
     file_field: str = "files",
+    accept: Callable[[bytes], bool] | None = None,
+    accept_what: str = f"an audio file we can read (supported: {AUDIO_FORMATS})",
 ) -> ParsedUpload:
     """Stream a multipart/form-data body into temporary files on the storage volume.
 
@@ -220,12 +227,9 @@ async def parse_upload(
         if up.size == 0:
             out.cleanup()
             raise UploadError(400, f"'{up.filename}' is empty (0 bytes).")
-        if not sniff_audio(up.head):
+        if not (accept or sniff_audio)(up.head):
             out.cleanup()
-            raise UploadError(
-                415,
-                f"'{up.filename}' is not an audio file we can read (supported: {AUDIO_FORMATS}).",
-            )
+            raise UploadError(415, f"'{up.filename}' is not {accept_what}.")
     return out
 
 

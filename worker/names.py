@@ -22,6 +22,7 @@ class Stage(enum.StrEnum):
     convert = "convert"
     mix = "mix"
     report = "report"
+    import_voice = "import_voice"
 
 
 STAGE_QUEUE: dict[Stage, Queue] = {
@@ -29,6 +30,7 @@ STAGE_QUEUE: dict[Stage, Queue] = {
     Stage.slice: Queue.cpu,
     Stage.mix: Queue.cpu,
     Stage.report: Queue.cpu,
+    Stage.import_voice: Queue.cpu,
     Stage.separate: Queue.gpu,
     Stage.preprocess: Queue.gpu,
     Stage.train: Queue.gpu,
@@ -41,6 +43,7 @@ class JobKind(enum.StrEnum):
     voice = "voice"  # voice training pipeline
     conversion = "conversion"  # conversion pipeline
     remix = "remix"  # mix stored converted vocals again with other settings
+    voice_import = "voice_import"  # check an uploaded voice package, make it a ready voice
 
 
 PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
@@ -48,6 +51,7 @@ PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
     JobKind.voice: (Stage.ingest, Stage.separate, Stage.slice, Stage.preprocess, Stage.train),
     JobKind.conversion: (Stage.ingest, Stage.separate, Stage.convert, Stage.mix, Stage.report),
     JobKind.remix: (Stage.mix,),
+    JobKind.voice_import: (Stage.import_voice,),
 }
 
 

@@ -91,8 +91,9 @@ def test_songs_in_cover_out(stack, tmp_path):
         assert {"spk", "voice_package", "metrics"} <= set(arts)
         spk = np.load(io.BytesIO(download(c, arts["spk"][0])))
         assert spk.shape == (256,) and abs(np.linalg.norm(spk) - 1) < 1e-3
-        pkg = zipfile.ZipFile(io.BytesIO(download(c, arts["voice_package"][0])))
-        assert "voice.json" in pkg.namelist()
+        package = download(c, arts["voice_package"][0])
+        assert "voice.json" in zipfile.ZipFile(io.BytesIO(package)).namelist()
+        stack.exported_package = package  # type: ignore[attr-defined]  # for the import test
 
         # two source songs against the voice in one request
         sources = [write_song(tmp_path / f"src{i}.wav", 5.0 + i, 196.0, 10 + i) for i in range(2)]
@@ -173,3 +174,53 @@ def test_cancelling_a_conversion_leaves_no_half_written_outputs(stack, tmp_path)
         assert not kinds & {"converted_vocals", "mix", "converted_vocals_model_rate"}
         tmp = stack.data_dir / "storage" / ".tmp"
         assert not tmp.exists() or not any(tmp.iterdir())
+
+
+def _import(c, name: str, data: bytes):
+    return c.post(
+        "/api/v1/voices/import",
+        data={"name": name},
+        files=[("files", (f"{name}.zip", data, "application/zip"))],
+    )
+
+
+def test_voice_package_export_import_and_refusals(stack, tmp_path):
+    package = getattr(stack, "exported_package", None)
+    if package is None:
+        pytest.skip("needs the package exported by test_songs_in_cover_out")
+    with stack.client("bob") as c:
+        r = _import(c, "Borrowed", package)
+        assert r.status_code == 201, r.text
+        job = wait_job(c, r.json()["job"]["id"])
+        assert job["status"] == "succeeded", job
+        voice = c.get(f"/api/v1/voices/{job['voice_id']}").json()
+        assert voice["status"] == "ready" and voice["name"] == "Borrowed"
+        assert {"voice_package", "spk"} <= {a["kind"] for a in voice["artifacts"]}
+        # the imported voice converts (its F0 method and encoders came with the package)
+        src = write_song(tmp_path / "s.wav", 4.0, 220.0, 5)
+        r = c.post(
+            "/api/v1/conversions",
+            data={"voice_id": voice["id"]},
+            files=[("files", (src.name, src.read_bytes(), "audio/wav"))],
+        )
+        assert r.status_code == 201, r.text
+        assert wait_job(c, r.json()[0]["job"]["id"], timeout=240)["status"] == "succeeded"
+
+        # a package of an unknown format version is refused with a plain message
+        zin = zipfile.ZipFile(io.BytesIO(package))
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zout:
+            for item in zin.namelist():
+                data = zin.read(item)
+                if item == "voice.json":
+                    info = json.loads(data)
+                    info["version"] = 99
+                    data = json.dumps(info).encode()
+                zout.writestr(item, data)
+        r = _import(c, "Future", buf.getvalue())
+        job = wait_job(c, r.json()["job"]["id"])
+        assert job["status"] == "failed" and "version" in job["error"], job
+        assert c.get(f"/api/v1/voices/{job['voice_id']}").json()["status"] == "failed"
+        # not a zip at all: refused at upload
+        bad = _import(c, "Junk", b"not a zip file at all")
+        assert bad.status_code == 415 and "voice package" in bad.json()["detail"]

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # Errors that say something about the input or the installation: retrying cannot help.
 PERMANENT = (BadInputError, StageNotAvailableError, AssetMissingError, IncompatibleError, SvcError)
 TRANSIENT = (OperationalError, ConnectionError, TimeoutError)
+# jobs whose outcome is the voice's status
+VOICE_KINDS = (JobKind.voice, JobKind.voice_import)
 
 
 def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
@@ -100,7 +102,7 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
     if nxt is not None:
         rt.send_stage(job_id, nxt)
         return "advanced"
-    if kind == JobKind.voice:
+    if kind in VOICE_KINDS:
         _voice_status(rt, job_id, VoiceStatus.ready)
     return "succeeded"
 
@@ -129,7 +131,7 @@ def _max_attempts(rt: rtm.Runtime, job_id: str) -> int:
 def _voice_status(rt: rtm.Runtime, job_id: str, status: VoiceStatus) -> None:
     with rt.scope() as s:
         job = s.get(Job, job_id)
-        if job is None or job.kind != JobKind.voice or not job.voice_id:
+        if job is None or job.kind not in VOICE_KINDS or not job.voice_id:
             return
         voice = s.get(Voice, job.voice_id)
         if voice is not None:

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from worker.jobs import convert, ingest, mix, preprocess, report, separate, slice, train
+from worker.jobs import (
+    convert,
+    import_voice,
+    ingest,
+    mix,
+    preprocess,
+    report,
+    separate,
+    slice,
+    train,
+)
 from worker.jobs.runtime import JobHandle, Runtime
 from worker.names import Stage
 
@@ -20,4 +30,5 @@ STAGES: dict[str, StageFn] = {
     Stage.convert.value: convert.run,
     Stage.mix.value: mix.run,
     Stage.report.value: report.run,
+    Stage.import_voice.value: import_voice.run,
 }

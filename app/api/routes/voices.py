@@ -15,7 +15,7 @@ from app.schemas import (
     VoicePublic,
     VoiceUpdate,
 )
-from app.uploads import move_into, parse_upload, safe_extension
+from app.uploads import move_into, parse_upload, safe_extension, sniff_zip
 from worker.names import PIPELINES, JobKind
 
 router = APIRouter(prefix="/voices", tags=["voices"])
@@ -27,6 +27,71 @@ def create_voice(body: VoiceCreate, user: CurrentUser, session: SessionDep) -> V
         session, user_id=user.id, name=body.name, description=body.description
     )
     return voice_public(session, voice)
+
+
+@router.post(
+    "/import",
+    response_model=UploadResult,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "files": {"type": "string", "format": "binary"},
+                        },
+                        "required": ["files"],
+                    }
+                }
+            },
+        }
+    },
+)
+async def import_voice(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+) -> UploadResult:
+    """Import a voice package (``.zip`` exported by svc-studio): a new, ready voice once the
+    worker has checked it (unknown package versions are refused with a plain message)."""
+    parsed = await parse_upload(
+        request,
+        storage,
+        max_file_bytes=settings.max_upload_bytes,
+        max_files=1,
+        accept=sniff_zip,
+        accept_what="an svc-studio voice package (.zip)",
+    )
+    if len(parsed.files) != 1:
+        parsed.cleanup()
+        raise HTTPException(400, "Send exactly one voice package in the form field 'files'.")
+    up = parsed.files[0]
+    name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
+    try:
+        voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
+        key = f"u/{user.id}/voices/{voice.id}/import/package.zip"
+        move_into(storage, up, key)
+        job = crud.create_job(
+            session,
+            user_id=user.id,
+            kind=JobKind.voice_import.value,
+            stages=[s.value for s in PIPELINES[JobKind.voice_import]],
+            params={"storage_key": key, "filename": up.filename, "sha256": up.sha256},
+            voice_id=voice.id,
+            max_attempts=settings.max_attempts,
+        )
+        enqueue(session, settings, job)
+    except BaseException:
+        session.rollback()
+        parsed.cleanup()
+        raise
+    return UploadResult(tracks=[], job=JobPublic.model_validate(job))
 
 
 @router.get("", response_model=list[VoicePublic])
