@@ -31,6 +31,7 @@ ENGINE_COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("svc_core.commands.convert:convert_cmd", "Convert vocals into a voice."),
     "mix": ("svc_core.commands.mix:mix_cmd", "Mix converted vocals over an instrumental."),
     "pipeline": ("svc_core.commands.pipeline:pipeline_cmd", "Songs in, mixed cover out."),
+    "package": ("svc_core.commands.package:package_cmd", "Export or inspect a voice package."),
 }
 
 

@@ -146,6 +146,51 @@ def test_pipeline_cli_runs_and_a_second_run_reuses_everything(songs, tmp_path):
     # preprocessing reused every slice: the manifest is the same
     assert (work / "dataset/manifest.json").read_text() == stamp[1]
 
+    # the stage commands on the pipeline's files: package a checkpoint, inspect, convert
+    runner = CliRunner()
+    pkg = tmp_path / "again.zip"
+    res = runner.invoke(
+        engine,
+        [
+            "package",
+            "export",
+            str(work / "train/tiny/checkpoints/latest.pt"),
+            str(pkg),
+            "--speaker",
+            str(work / "dataset/speaker.npy"),
+            "--dataset",
+            str(work / "dataset"),
+            "--name",
+            "Again",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    info = runner.invoke(engine, ["package", "info", str(pkg)])
+    assert info.exit_code == 0 and json.loads(info.stdout)["meta"]["voice"] == "Again"
+    conv = runner.invoke(
+        engine,
+        [
+            "convert",
+            str(source),
+            str(tmp_path / "conv"),
+            "--voice",
+            str(pkg),
+            "--transpose",
+            "3",
+            "--models-dir",
+            str(models),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert conv.exit_code == 0, conv.output
+    assert json.loads(conv.stdout)["transpose"]["semitones"] == 3
+    assert sf.info(str(tmp_path / "conv/vocals.wav")).frames == sf.info(str(source)).frames
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 not really")
+    res = runner.invoke(engine, ["package", "info", str(bad)])
+    assert res.exit_code != 0 and "Error" in res.output
+
 
 def test_pipeline_cli_missing_model_names_the_fetch_command(songs, tmp_path):
     from svc_core.cli import engine

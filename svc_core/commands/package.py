@@ -1,0 +1,71 @@
+"""``svc-studio package``: make and inspect voice packages (checkpoint + config + .spk.npy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group("package")
+def package_cmd() -> None:
+    """Export a trained checkpoint as a voice package, or inspect one."""
+
+
+@package_cmd.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--speaker",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The singer's .spk.npy (a preprocessed dataset's speaker.npy).",
+)
+@click.option(
+    "--dataset",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The dataset it was trained on: its F0 method and content encoders are "
+    "recorded so conversion reuses them.",
+)
+@click.option("--name", default="", help="The voice's name.")
+def export_cmd(checkpoint: Path, out: Path, speaker: Path, dataset: Path | None, name: str) -> None:
+    """Write OUT (.zip) from a training CHECKPOINT."""
+    from svc_core.errors import SvcError
+    from svc_core.train.package import export_voice_package
+
+    meta: dict = {"voice": name}
+    if dataset is not None:
+        manifest = json.loads((dataset / "manifest.json").read_text("utf-8"))
+        feats = (manifest.get("meta") or {}).get("features") or {}
+        meta["features"] = {
+            "f0_method": (feats.get("f0") or {}).get("method"),
+            "ppg_model": Path(
+                str((feats.get("content") or {}).get("ppg_checkpoint") or "")
+            ).name.split(":")[0]
+            or None,
+            "vec_model": Path(
+                str((feats.get("content") or {}).get("vec_checkpoint") or "")
+            ).name.split(":")[0]
+            or None,
+        }
+    try:
+        path = export_voice_package(checkpoint, out, speaker, meta)
+    except SvcError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(path))
+
+
+@package_cmd.command("info")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def info_cmd(package: Path) -> None:
+    """Check PACKAGE with the real loader and print what it holds."""
+    from svc_core.errors import SvcError
+    from svc_core.model.package import load_voice_package
+
+    try:
+        pkg = load_voice_package(package)
+    except SvcError as exc:
+        raise click.ClickException(str(exc)) from exc
+    info = {k: v for k, v in pkg.info.items() if k != "meta"}
+    click.echo(json.dumps({**info, "meta": pkg.meta}, indent=2, default=str))
