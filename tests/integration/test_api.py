@@ -369,3 +369,16 @@ def test_cancel_a_running_job(stack, tmp_path):
         statuses = [t["status"] for t in c.get(f"/api/v1/voices/{v['id']}/tracks").json()]
         assert "uploaded" in statuses  # it stopped before the end
         assert c.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
+
+
+def test_training_on_a_too_short_song_fails_at_slicing_with_a_plain_message(stack, tmp_path):
+    with stack.client("alice") as c:
+        v = new_voice(c, "Brief")
+        r = upload(c, v["id"], [song(tmp_path / "short take.wav", seconds=2)], vocals_only=True)
+        wait_job(c, r.json()["job"]["id"])
+        r = c.post(f"/api/v1/voices/{v['id']}/train", json={"config": "tiny", "max_steps": 1})
+        job = wait_job(c, r.json()["id"])
+        assert job["status"] == "failed" and job["stage"] == "slice", job
+        assert "'short take.wav'" in job["error"] and "at least 5 s" in job["error"], job
+        # the upload is kept: nothing is lost by a failed job
+        assert c.get(f"/api/v1/voices/{v['id']}/tracks").json()[0]["status"] == "ready"
