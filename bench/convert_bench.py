@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--f0", default="dio")
+    ap.add_argument("--repeats", type=int, default=3, help="best of N")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sr = 44100
@@ -72,17 +73,23 @@ def main() -> None:
             vec = rng.standard_normal((n_c, cfg.model.vec_dim)).astype(np.float32)
             f0 = np.full(n_frames, 220.0, np.float32)
             model.synthesize(ppg[:50], vec[:50], f0[: int(model.frame_rate)], n_frames=None)
-            t0 = time.perf_counter()
-            model.synthesize(ppg, vec, f0, n_frames=n_frames)
-            synth_s = time.perf_counter() - t0
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                model.synthesize(ppg, vec, f0, n_frames=n_frames)
+                times.append(time.perf_counter() - t0)
+            synth_s = min(times)
             # the whole conversion path, with tiny encoders (widths 16/16)
             small = cfg.with_content_dims(16, 16)
             model2 = VoiceModel(small, build_generator(small).state_dict(), spk, device=args.device)
             params = ConvertParams(f0=F0Params(method=args.f0, device=args.device), content=content)
             convert_vocals(vocals[:, : sr * 2], sr, model2, params)  # warm-up, model loads
-            t0 = time.perf_counter()
-            res = convert_vocals(vocals, sr, model2, params)
-            full_s = time.perf_counter() - t0
+            times = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                res = convert_vocals(vocals, sr, model2, params)
+                times.append(time.perf_counter() - t0)
+            full_s = min(times)
             row = {
                 "config": name,
                 "seconds": args.seconds,
