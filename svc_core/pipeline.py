@@ -83,11 +83,9 @@ def run_pipeline(
 ) -> PipelineResult:
     """Run (or resume) the whole workflow. ``progress(stage, fraction)`` per stage."""
     from svc_core.assets import asset_path
-    from svc_core.content.extract import ContentParams
     from svc_core.convert.engine import ConvertParams, convert_file, reference_f0_from_histogram
-    from svc_core.f0.base import F0Params, canonical_method, recommended_method
-    from svc_core.model.config import load_config
-    from svc_core.preprocess import PreprocessParams, build_dataset
+    from svc_core.f0.base import canonical_method, recommended_method
+    from svc_core.preprocess import build_dataset, params_for
     from svc_core.quality import quality_report
     from svc_core.report.coverage import SliceStats, coverage_report
     from svc_core.separation import DEFAULT_MODEL, DEREVERB_MODEL, SeparationParams, separate
@@ -178,18 +176,20 @@ def run_pipeline(
     report("slice", 1.0)
 
     # 4. preprocess
-    cfg = load_config(params.config)
     f0_method = canonical_method(params.f0_method or recommended_method(cuda))
-    weights = str(asset_path("rmvpe", models)) if f0_method == "rmvpe" else None
-    f0p = F0Params(method=f0_method, device=device, weights_path=weights)
-    content = ContentParams(
-        ppg_checkpoint=str(asset_path(params.ppg_model, models)) if params.ppg_model else None,
-        vec_checkpoint=str(asset_path(params.vec_model, models)) if params.vec_model else None,
+
+    def resolve(name: str | None) -> str | None:
+        return str(asset_path(name, models)) if name else None
+
+    pp = params_for(
+        params.config,
+        f0_method=f0_method,
+        ppg_checkpoint=resolve(params.ppg_model),
+        vec_checkpoint=resolve(params.vec_model),
         device=device,
+        f0_weights=resolve("rmvpe") if f0_method == "rmvpe" else None,
     )
-    pp = PreprocessParams(
-        sample_rate=cfg.audio.sample_rate, hop_length=cfg.audio.hop_length, f0=f0p, content=content
-    )
+    f0p, content = pp.f0, pp.content
     dataset = work / "dataset"
     built = build_dataset(
         slices, dataset, pp, sub_progress(report, "preprocess", 0, 0.95), should_stop

@@ -82,6 +82,30 @@ class PreprocessParams:
         }
 
 
+def params_for(
+    config: str,
+    *,
+    f0_method: str,
+    ppg_checkpoint: str | None,
+    vec_checkpoint: str | None,
+    device: str = "cpu",
+    f0_weights: str | None = None,
+) -> PreprocessParams:
+    """Preprocessing settings for a model config (its sample rate and hop) and the chosen
+    F0 method and content checkpoints — one place for the worker, the CLI and the pipeline."""
+    from svc_core.model.config import load_config
+
+    cfg = load_config(config)
+    return PreprocessParams(
+        sample_rate=cfg.audio.sample_rate,
+        hop_length=cfg.audio.hop_length,
+        f0=F0Params(method=f0_method, device=device, weights_path=f0_weights),
+        content=ContentParams(
+            ppg_checkpoint=ppg_checkpoint, vec_checkpoint=vec_checkpoint, device=device
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class SliceFeatures:
     id: str

@@ -100,25 +100,18 @@ def resolve_checkpoint(value: str, models_dir: Path) -> str | None:
 def build(slices, dataset_dir, config_name, f0_method, ppg, vec, device, models_dir, progress):
     import torch
 
-    from svc_core.content.extract import ContentParams
-    from svc_core.f0.base import F0Params, recommended_method
-    from svc_core.model.config import load_config
-    from svc_core.preprocess import PreprocessParams, build_dataset
+    from svc_core.f0.base import recommended_method
+    from svc_core.preprocess import build_dataset, params_for
 
     cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    dev = "cuda" if cuda else "cpu"
     files: list[Path] = []
     for p in slices:
         files += sorted(p.glob("*.wav")) if p.is_dir() else [p]
-    cfg = load_config(config_name)
-    params = PreprocessParams(
-        sample_rate=cfg.audio.sample_rate,
-        hop_length=cfg.audio.hop_length,
-        f0=F0Params(method=f0_method or recommended_method(cuda), device=dev),
-        content=ContentParams(
-            ppg_checkpoint=resolve_checkpoint(ppg, models_dir),
-            vec_checkpoint=resolve_checkpoint(vec, models_dir),
-            device=dev,
-        ),
+    params = params_for(
+        config_name,
+        f0_method=f0_method or recommended_method(cuda),
+        ppg_checkpoint=resolve_checkpoint(ppg, models_dir),
+        vec_checkpoint=resolve_checkpoint(vec, models_dir),
+        device="cuda" if cuda else "cpu",
     )
     return build_dataset(files, dataset_dir, params, progress)

@@ -17,19 +17,17 @@ from worker.jobs.runtime import JobHandle, Runtime
 
 
 def convert_params(rt: Runtime, features: dict, options: dict):
-    from svc_core.content.extract import ContentParams
+    """The voice's F0 method and content encoders (the conversion may override the F0 method)."""
     from svc_core.convert.engine import ConvertParams
-    from svc_core.f0.base import F0Params
-    from worker.jobs.preprocess import _cuda, preprocess_params
+    from worker.jobs.preprocess import preprocess_params
 
-    base = preprocess_params(
-        rt, {**features, "f0_method": options.get("f0_method") or features["f0_method"]}
-    )
+    method = options.get("f0_method") or features["f0_method"]
+    base = preprocess_params(rt, {**features, "f0_method": method})
     transpose = options.get("transpose", 0)
     return ConvertParams(
         transpose=None if transpose == "auto" else float(transpose or 0),
-        f0=F0Params(**{**base.f0.__dict__}),
-        content=ContentParams(**{**base.content.__dict__, "device": "cuda" if _cuda() else "cpu"}),
+        f0=base.f0,
+        content=base.content,
     )
 
 

@@ -49,28 +49,20 @@ def _cuda() -> bool:
 
 def preprocess_params(rt: Runtime, feats: dict):
     from svc_core.assets import asset_path
-    from svc_core.content.extract import ContentParams
-    from svc_core.f0.base import F0Params
-    from svc_core.preprocess import PreprocessParams
+    from svc_core.preprocess import params_for
 
     models = rt.settings.models_dir
-    device = "cuda" if _cuda() else "cpu"
-    weights = None
-    if feats["f0_method"] == "rmvpe":
-        weights = str(asset_path("rmvpe", models))
-    return PreprocessParams(
-        sample_rate=feats["sample_rate"],
-        hop_length=feats["hop_length"],
-        f0=F0Params(method=feats["f0_method"], device=device, weights_path=weights),
-        content=ContentParams(
-            ppg_checkpoint=str(asset_path(feats["ppg_model"], models))
-            if feats["ppg_model"]
-            else None,
-            vec_checkpoint=str(asset_path(feats["vec_model"], models))
-            if feats["vec_model"]
-            else None,
-            device=device,
-        ),
+
+    def resolve(name: str | None) -> str | None:
+        return str(asset_path(name, models)) if name else None
+
+    return params_for(
+        feats.get("config") or "base",  # sample rate and hop; conversion uses the model's
+        f0_method=feats["f0_method"],
+        ppg_checkpoint=resolve(feats["ppg_model"]),
+        vec_checkpoint=resolve(feats["vec_model"]),
+        device="cuda" if _cuda() else "cpu",
+        f0_weights=resolve("rmvpe") if feats["f0_method"] == "rmvpe" else None,
     )
 
 
