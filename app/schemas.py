@@ -143,6 +143,9 @@ class ConversionOptions(BaseModel):
     output_format: Literal["wav16", "wav24", "flac", "mp3"] = "wav16"
     separation_model: str | None = None
     transpose_instrumental: bool = True
+    # blend the target with another of your voices: (1 - w) * target + w * other
+    mix_voice_id: str | None = Field(default=None, max_length=36)
+    mix_weight: float = Field(default=0.5, ge=0, le=1)
 
 
 class RemixRequest(BaseModel):

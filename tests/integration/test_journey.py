@@ -94,6 +94,7 @@ def test_songs_in_cover_out(stack, tmp_path):
         package = download(c, arts["voice_package"][0])
         assert "voice.json" in zipfile.ZipFile(io.BytesIO(package)).namelist()
         stack.exported_package = package  # type: ignore[attr-defined]  # for the import test
+        stack.trained_voice_id = v["id"]  # type: ignore[attr-defined]
 
         # two source songs against the voice in one request
         sources = [write_song(tmp_path / f"src{i}.wav", 5.0 + i, 196.0, 10 + i) for i in range(2)]

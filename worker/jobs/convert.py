@@ -31,6 +31,26 @@ def convert_params(rt: Runtime, features: dict, options: dict):
     )
 
 
+def target_speaker(rt: Runtime, user_id: str, voice_id: str, options: dict):
+    """The voice's centroid, or its blend with another of the user's voices."""
+    from svc_core.speaker import load_spk, mix_speakers
+
+    other_id = options.get("mix_voice_id")
+    if not other_id:
+        return None, {"voice_id": voice_id}  # the package's own centroid
+    own = find_artifact(rt, user_id=user_id, kind="spk", voice_id=voice_id)
+    other = find_artifact(rt, user_id=user_id, kind="spk", voice_id=other_id)
+    if own is None or other is None:
+        raise BadInputError("The voice to mix with has no speaker embedding: train it first.")
+    weight = float(options.get("mix_weight", 0.5))
+    spk = mix_speakers(
+        load_spk(rt.storage.path(own.storage_key)),
+        load_spk(rt.storage.path(other.storage_key)),
+        weight,
+    )
+    return spk, {"voice_id": voice_id, "mix_voice_id": other_id, "mix_weight": weight}
+
+
 def run(rt: Runtime, h: JobHandle) -> None:
     import numpy as np
 
@@ -55,12 +75,20 @@ def run(rt: Runtime, h: JobHandle) -> None:
     if vocals is None:
         raise BadInputError(f"'{song}' has no vocals: separation did not run.")
     params = convert_params(rt, features, options)
-    key = inputs_key("convert", vocals.sha256, package.sha256, params)
+    key = inputs_key(
+        "convert",
+        vocals.sha256,
+        package.sha256,
+        params,
+        options.get("mix_voice_id"),
+        options.get("mix_weight"),
+    )
     if find_artifact(
         rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id, inputs=key
     ):
         h.progress("convert", 1.0, "convert: already converted", force=True)
         return
+    speaker, speaker_info = target_speaker(rt, job.user_id, conv.voice_id, options)
     hop_s = float(coverage.get("hop_s") or 0.01)
     reference = reference_f0_from_histogram(coverage.get("histogram") or [], hop_s)
     device = params.content.device

@@ -73,6 +73,10 @@ async def create_conversions(
             raise HTTPException(422, f"Invalid conversion options: {exc}") from exc
         if not parsed.files:
             raise HTTPException(400, "No files in the upload (use the form field 'files').")
+        if options.mix_voice_id and not crud.get_voice(
+            session, user_id=user.id, voice_id=options.mix_voice_id
+        ):
+            raise not_found("Voice to mix with")
     except BaseException:
         parsed.cleanup()
         raise
