@@ -53,6 +53,46 @@ def test_sigkill_worker_mid_job_then_new_worker_finishes_it(stack, tmp_path):
         assert len(arts) == len(files)
 
 
+def test_sigkill_during_training_resumes_from_the_last_checkpoint(stack, tmp_path):
+    from tests import synth
+
+    _, vocals, _ = synth.sung_song(7.0, base_f0=247.0, seed=4)
+    ref = synth.write(tmp_path / "take.wav", vocals, 44100)
+    with stack.client("alice") as c:
+        v = new_voice(c, "Stubborn")
+        r = upload(c, v["id"], [ref], vocals_only=True)
+        wait_job(c, r.json()["job"]["id"])
+        r = c.post(
+            f"/api/v1/voices/{v['id']}/train",
+            json={
+                "config": "tiny",
+                "max_steps": 150,
+                "f0_method": "harvest",
+                "ppg_model": stack.assets["ppg_model"],
+                "vec_model": stack.assets["vec_model"],
+            },
+        )
+        job_id = r.json()["id"]
+        deadline = time.monotonic() + 180
+        while True:  # the tiny config saves every 10 steps: kill after a few checkpoints
+            job = c.get(f"/api/v1/jobs/{job_id}").json()
+            step = ((job.get("metrics") or {}).get("train") or {}).get("step") or 0
+            if job["stage"] == "train" and step >= 30:
+                break
+            assert job["status"] in ("queued", "running"), job
+            assert time.monotonic() < deadline, job
+            time.sleep(0.05)
+        stack.kill_worker(stack.workers[-1])
+        stack.start_worker()
+        job = wait_job(c, job_id, timeout=240)
+        assert job["status"] == "succeeded", job
+        assert job["attempts"] == 2  # the train stage ran twice: killed, then resumed
+        train = job["metrics"]["train"]
+        assert train["resumed_from_step"] >= 20 and train["step"] == 150, train
+        curve_steps = [p["step"] for p in job["metrics"]["curve"]]
+        assert curve_steps == sorted(curve_steps) and curve_steps[-1] == 150
+
+
 def test_job_queued_without_worker_can_be_cancelled(stack, tmp_path):
     with stack.client("alice") as c:
         v = new_voice(c, "Queued")
