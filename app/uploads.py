@@ -66,6 +66,11 @@ def safe_extension(name: str) -> str:
     return ext if re.fullmatch(r"\.[a-z0-9]{1,5}", ext) else ""
 
 
+def form_flag(fields: dict[str, str], name: str) -> bool:
+    """A checkbox-like form field: 1/true/on/yes."""
+    return fields.get(name, "false").strip().lower() in ("1", "true", "on", "yes")
+
+
 def sniff_zip(head: bytes) -> bool:
     return head[:4] == b"PK\x03\x04"
 

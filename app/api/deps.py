@@ -36,7 +36,10 @@ def get_db(settings: SettingsDep) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+# scope="function": the session commits and closes when the endpoint returns, before the
+# response is sent — a client that reads right after a 201 sees the row, and no write lock
+# outlives the handler.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 def get_storage(request: Request) -> LocalStorage:

@@ -39,7 +39,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
             s.expunge(track)
         key = inputs_key("ingest", track.sha256, params)
         if track.status == TrackStatus.failed.value and job.kind != JobKind.ingest:
-            failures.append(f"{track.filename}: {track.error}")
+            failures.append(track.error or f"{track.filename}: could not be decoded")
             continue
         if track.status == TrackStatus.ready.value and _has_decoded(rt, track.id, key):
             h.progress("ingest", (i + 1) / n, f"ingest: {track.filename} already decoded")
@@ -57,6 +57,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
                 params,
                 progress=sub,
                 should_stop=h.should_stop,
+                display_name=track.filename,  # messages name the upload, not our copy
             )
         except Cancelled:
             tmp.unlink(missing_ok=True)
@@ -64,7 +65,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
         except BadInputError as exc:
             tmp.unlink(missing_ok=True)
             _mark(rt, track.id, status=TrackStatus.failed, error=str(exc))
-            failures.append(f"{track.filename}: {exc}")
+            failures.append(str(exc))  # the message names the file
             continue
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -4,13 +4,14 @@ import json
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
 from app.api.routes.common import conversion_public, enqueue
 from app.db import crud
 from app.db.models import Conversion, Track, TrackRole, TrackStatus
 from app.schemas import ConversionOptions, ConversionPublic, JobPublic, RemixRequest
-from app.uploads import move_into, parse_upload, safe_extension
+from app.uploads import form_flag, move_into, parse_upload, safe_extension
 from worker.names import PIPELINES, JobKind
 
 router = APIRouter(prefix="/conversions", tags=["conversions"])
@@ -61,79 +62,85 @@ async def create_conversions(
         max_file_bytes=settings.max_upload_bytes,
         max_files=settings.max_files_per_upload,
     )
-    try:
-        voice = crud.get_voice(session, user_id=user.id, voice_id=parsed.fields.get("voice_id", ""))
-        if voice is None:
-            raise not_found("Voice")
+
+    def finish() -> list[ConversionPublic]:  # DB work off the event loop (SQLite waits)
         try:
-            options = ConversionOptions.model_validate(
-                json.loads(parsed.fields.get("options") or "{}")
+            voice = crud.get_voice(
+                session, user_id=user.id, voice_id=parsed.fields.get("voice_id", "")
             )
-        except (ValueError, ValidationError) as exc:
-            raise HTTPException(422, f"Invalid conversion options: {exc}") from exc
-        if not parsed.files:
-            raise HTTPException(400, "No files in the upload (use the form field 'files').")
-        if options.mix_voice_id and not crud.get_voice(
-            session, user_id=user.id, voice_id=options.mix_voice_id
-        ):
-            raise not_found("Voice to mix with")
-    except BaseException:
-        parsed.cleanup()
-        raise
-    vocals_only = parsed.fields.get("vocals_only", "false").lower() in ("1", "true", "on", "yes")
-    created: list[Conversion] = []
-    moved: list[str] = []
-    try:
-        for up in parsed.files:
-            track = Track(
-                user_id=user.id,
-                voice_id=None,
-                role=TrackRole.source.value,
-                filename=up.filename,
-                content_type=up.content_type,
-                size_bytes=up.size,
-                sha256=up.sha256,
-                storage_key="",
-                vocals_only=vocals_only,
-                status=TrackStatus.uploaded.value,
-            )
-            session.add(track)
-            session.flush()
-            track.storage_key = (
-                f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
-            )
-            move_into(storage, up, track.storage_key)
-            moved.append(f"u/{user.id}/tracks/{track.id}")
-            conv = Conversion(
-                user_id=user.id,
-                voice_id=voice.id,
-                source_track_id=track.id,
-                options=options.model_dump(),
-            )
-            session.add(conv)
-            session.flush()
-            crud.create_job(
-                session,
-                user_id=user.id,
-                kind=JobKind.conversion.value,
-                stages=[s.value for s in PIPELINES[JobKind.conversion]],
-                params={"options": options.model_dump(), "track_ids": [track.id]},
-                voice_id=voice.id,
-                conversion_id=conv.id,
-                max_attempts=settings.max_attempts,
-            )
-            created.append(conv)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        parsed.cleanup()
-        for p in moved:
-            storage.delete_prefix(p)
-        raise
-    for conv in created:
-        for job in crud.list_jobs(session, user_id=user.id, conversion_id=conv.id):
-            enqueue(session, settings, job)
-    return [conversion_public(session, c) for c in created]
+            if voice is None:
+                raise not_found("Voice")
+            try:
+                options = ConversionOptions.model_validate(
+                    json.loads(parsed.fields.get("options") or "{}")
+                )
+            except (ValueError, ValidationError) as exc:
+                raise HTTPException(422, f"Invalid conversion options: {exc}") from exc
+            if not parsed.files:
+                raise HTTPException(400, "No files in the upload (use the form field 'files').")
+            if options.mix_voice_id and not crud.get_voice(
+                session, user_id=user.id, voice_id=options.mix_voice_id
+            ):
+                raise not_found("Voice to mix with")
+        except BaseException:
+            parsed.cleanup()
+            raise
+        vocals_only = form_flag(parsed.fields, "vocals_only")
+        created: list[Conversion] = []
+        moved: list[str] = []
+        try:
+            for up in parsed.files:
+                track = Track(
+                    user_id=user.id,
+                    voice_id=None,
+                    role=TrackRole.source.value,
+                    filename=up.filename,
+                    content_type=up.content_type,
+                    size_bytes=up.size,
+                    sha256=up.sha256,
+                    storage_key="",
+                    vocals_only=vocals_only,
+                    status=TrackStatus.uploaded.value,
+                )
+                session.add(track)
+                session.flush()
+                track.storage_key = (
+                    f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
+                )
+                move_into(storage, up, track.storage_key)
+                moved.append(f"u/{user.id}/tracks/{track.id}")
+                conv = Conversion(
+                    user_id=user.id,
+                    voice_id=voice.id,
+                    source_track_id=track.id,
+                    options=options.model_dump(),
+                )
+                session.add(conv)
+                session.flush()
+                crud.create_job(
+                    session,
+                    user_id=user.id,
+                    kind=JobKind.conversion.value,
+                    stages=[s.value for s in PIPELINES[JobKind.conversion]],
+                    params={"options": options.model_dump(), "track_ids": [track.id]},
+                    voice_id=voice.id,
+                    conversion_id=conv.id,
+                    max_attempts=settings.max_attempts,
+                )
+                created.append(conv)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            parsed.cleanup()
+            for p in moved:
+                storage.delete_prefix(p)
+            raise
+        for conv in created:
+            for job in crud.list_jobs(session, user_id=user.id, conversion_id=conv.id):
+                enqueue(session, settings, job)
+        return [conversion_public(session, c) for c in created]
+
+    return await run_in_threadpool(finish)
 
 
 @router.get("", response_model=list[ConversionPublic])

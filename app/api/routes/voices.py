@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, status
+from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
 from app.api.routes.common import enqueue, voice_public
@@ -15,7 +16,7 @@ from app.schemas import (
     VoicePublic,
     VoiceUpdate,
 )
-from app.uploads import move_into, parse_upload, safe_extension, sniff_zip
+from app.uploads import form_flag, move_into, parse_upload, safe_extension, sniff_zip
 from worker.names import PIPELINES, JobKind
 
 router = APIRouter(prefix="/voices", tags=["voices"])
@@ -68,30 +69,34 @@ async def import_voice(
         accept=sniff_zip,
         accept_what="an svc-studio voice package (.zip)",
     )
-    if len(parsed.files) != 1:
-        parsed.cleanup()
-        raise HTTPException(400, "Send exactly one voice package in the form field 'files'.")
-    up = parsed.files[0]
-    name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
-    try:
-        voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
-        key = f"u/{user.id}/voices/{voice.id}/import/package.zip"
-        move_into(storage, up, key)
-        job = crud.create_job(
-            session,
-            user_id=user.id,
-            kind=JobKind.voice_import.value,
-            stages=[s.value for s in PIPELINES[JobKind.voice_import]],
-            params={"storage_key": key, "filename": up.filename, "sha256": up.sha256},
-            voice_id=voice.id,
-            max_attempts=settings.max_attempts,
-        )
-        enqueue(session, settings, job)
-    except BaseException:
-        session.rollback()
-        parsed.cleanup()
-        raise
-    return UploadResult(tracks=[], job=JobPublic.model_validate(job))
+
+    def finish() -> UploadResult:  # database work off the event loop (SQLite waits block)
+        if len(parsed.files) != 1:
+            parsed.cleanup()
+            raise HTTPException(400, "Send exactly one voice package in the form field 'files'.")
+        up = parsed.files[0]
+        name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
+        try:
+            voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
+            key = f"u/{user.id}/voices/{voice.id}/import/package.zip"
+            move_into(storage, up, key)
+            job = crud.create_job(
+                session,
+                user_id=user.id,
+                kind=JobKind.voice_import.value,
+                stages=[s.value for s in PIPELINES[JobKind.voice_import]],
+                params={"storage_key": key, "filename": up.filename, "sha256": up.sha256},
+                voice_id=voice.id,
+                max_attempts=settings.max_attempts,
+            )
+            enqueue(session, settings, job)
+        except BaseException:
+            session.rollback()
+            parsed.cleanup()
+            raise
+        return UploadResult(tracks=[], job=JobPublic.model_validate(job))
+
+    return await run_in_threadpool(finish)
 
 
 @router.get("", response_model=list[VoicePublic])
@@ -185,7 +190,7 @@ async def upload_tracks(
 
     ``vocals_only=true`` marks the files as already-separated vocals: separation skips them.
     """
-    voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
+    voice = await run_in_threadpool(crud.get_voice, session, user_id=user.id, voice_id=voice_id)
     if voice is None:
         raise not_found("Voice")
     parsed = await parse_upload(
@@ -194,51 +199,56 @@ async def upload_tracks(
         max_file_bytes=settings.max_upload_bytes,
         max_files=settings.max_files_per_upload,
     )
-    if not parsed.files:
-        raise HTTPException(400, "No files in the upload (use the form field 'files').")
-    vocals_only = parsed.fields.get("vocals_only", "false").lower() in ("1", "true", "on", "yes")
-    tracks = []
-    try:
-        for up in parsed.files:
-            track = Track(
+
+    def finish() -> UploadResult:  # database work off the event loop (SQLite waits block)
+        if not parsed.files:
+            raise HTTPException(400, "No files in the upload (use the form field 'files').")
+        vocals_only = form_flag(parsed.fields, "vocals_only")
+        tracks = []
+        try:
+            for up in parsed.files:
+                track = Track(
+                    user_id=user.id,
+                    voice_id=voice.id,
+                    role=TrackRole.reference.value,
+                    filename=up.filename,
+                    content_type=up.content_type,
+                    size_bytes=up.size,
+                    sha256=up.sha256,
+                    storage_key="",
+                    vocals_only=vocals_only,
+                    status=TrackStatus.uploaded.value,
+                )
+                session.add(track)
+                session.flush()
+                track.storage_key = (
+                    f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
+                )
+                move_into(storage, up, track.storage_key)
+                tracks.append(track)
+            job = crud.create_job(
+                session,
                 user_id=user.id,
+                kind=JobKind.ingest.value,
+                stages=[s.value for s in PIPELINES[JobKind.ingest]],
+                params={"track_ids": [t.id for t in tracks]},
                 voice_id=voice.id,
-                role=TrackRole.reference.value,
-                filename=up.filename,
-                content_type=up.content_type,
-                size_bytes=up.size,
-                sha256=up.sha256,
-                storage_key="",
-                vocals_only=vocals_only,
-                status=TrackStatus.uploaded.value,
+                max_attempts=settings.max_attempts,
             )
-            session.add(track)
-            session.flush()
-            track.storage_key = (
-                f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
-            )
-            move_into(storage, up, track.storage_key)
-            tracks.append(track)
-        job = crud.create_job(
-            session,
-            user_id=user.id,
-            kind=JobKind.ingest.value,
-            stages=[s.value for s in PIPELINES[JobKind.ingest]],
-            params={"track_ids": [t.id for t in tracks]},
-            voice_id=voice.id,
-            max_attempts=settings.max_attempts,
+            enqueue(session, settings, job)
+        except BaseException:
+            session.rollback()
+            parsed.cleanup()
+            for t in tracks:
+                if t.storage_key:
+                    storage.delete_prefix(f"u/{user.id}/tracks/{t.id}")
+            raise
+        return UploadResult(
+            tracks=[TrackPublic.model_validate(t) for t in tracks],
+            job=JobPublic.model_validate(job),
         )
-        enqueue(session, settings, job)
-    except BaseException:
-        session.rollback()
-        parsed.cleanup()
-        for t in tracks:
-            if t.storage_key:
-                storage.delete_prefix(f"u/{user.id}/tracks/{t.id}")
-        raise
-    return UploadResult(
-        tracks=[TrackPublic.model_validate(t) for t in tracks], job=JobPublic.model_validate(job)
-    )
+
+    return await run_in_threadpool(finish)
 
 
 @router.get("/{voice_id}/tracks", response_model=list[TrackPublic])
