@@ -1,0 +1,461 @@
+// One voice: reference songs (drag-and-drop upload with per-file progress), training with live
+// progress and the loss curve, the coverage report with its pitch-range picture, previews and
+// downloads.
+
+import { del, get, post, TERMINAL, upload, watchJob } from '../api.js';
+import { drawLossCurve, drawPitchHistogram, LOSS_SERIES } from '../charts.js';
+import {
+  alertBox,
+  badge,
+  busy,
+  checkbox,
+  clear,
+  field,
+  fmtBytes,
+  fmtDuration,
+  fmtNum,
+  fmtPct,
+  h,
+  jobView,
+  select,
+  startsText,
+  toast,
+} from '../ui.js';
+import { dropzone, uploadQueue } from '../upload.js';
+
+export const F0_METHODS = [
+  ['crepe', 'crepe (most accurate; slow without a GPU)'],
+  ['crepe-tiny', 'crepe tiny (fast, good)'],
+  ['rmvpe', 'RMVPE'],
+  ['harvest', 'harvest (CPU, accurate)'],
+  ['dio', 'dio (fastest, rough)'],
+  ['praat', 'praat (fast)'],
+];
+
+const ARTIFACT_LABELS = {
+  spk: 'Speaker embedding (.spk.npy)',
+  voice_package: 'Voice package (.zip)',
+  checkpoint: 'Model checkpoint',
+  preview: 'Preview sample',
+};
+
+function trackDetails(t) {
+  const m = t.meta || {};
+  const parts = [];
+  if (m.duration_s != null) parts.push(fmtDuration(m.duration_s));
+  if (m.sample_rate) parts.push(`${(m.sample_rate / 1000).toFixed(1)} kHz`);
+  if (m.channels) parts.push(m.channels === 1 ? 'mono' : m.channels === 2 ? 'stereo' : `${m.channels} channels`);
+  if (m.format) parts.push(m.format);
+  if (Number.isFinite(m.loudness_lufs)) parts.push(`${m.loudness_lufs.toFixed(1)} LUFS`);
+  parts.push(fmtBytes(t.size_bytes));
+  return parts.join(' · ');
+}
+
+function ingestSummary(job, track) {
+  if (job.status === 'succeeded') return track ? `Ready: ${trackDetails(track)}` : 'Ready.';
+  if (job.status === 'failed') return job.error || 'Decoding failed.';
+  if (job.status === 'cancelled') return 'Cancelled.';
+  if (job.status === 'queued') return 'Uploaded. Waiting for a worker to decode it…';
+  return `Uploaded. Decoding… ${fmtPct(job.progress)}`;
+}
+
+export async function render(main, [voiceId], ctx) {
+  let voice = await get(`/voices/${voiceId}`);
+  const stops = [];
+  ctx.onCleanup(() => stops.forEach((s) => s()));
+
+  // --- header ------------------------------------------------------------------------------
+  const title = h('h1');
+  const status = h('span');
+  const desc = h('p.muted');
+  const header = h(
+    'div',
+    h('p.small', h('a', { href: '#/voices' }, '← All voices')),
+    h('div.spread', title, h('div.row', status, h('a.button.secondary', { href: `#/convert?voice=${voiceId}` }, 'Convert a song with this voice'))),
+    desc,
+  );
+
+  // --- reference songs ---------------------------------------------------------------------
+  const vocalsOnly = checkbox('These files are vocals only (already separated: skip separation)', { name: 'vocals_only', id: 'vocals-only' });
+  const queue = uploadQueue('Uploads of reference songs');
+  const zone = dropzone({ label: 'Add reference songs of this singer', onFiles: (files) => startUploads(files) });
+  const tracksBox = h('div', { id: 'tracks' });
+  const activity = h('div', { id: 'activity' });
+  const refs = h(
+    'section.panel',
+    { 'aria-labelledby': 'refs-title' },
+    h('h2', { id: 'refs-title' }, 'Reference songs'),
+    h('p.muted.small', 'Songs of the target singer: 15–30 minutes of clean singing give the best results. Full mixes are separated into vocals first.'),
+    zone.el,
+    h('div', { style: { marginTop: '.75rem' } }, vocalsOnly.el),
+    queue.el,
+    activity,
+    tracksBox,
+  );
+
+  let uploading = Promise.resolve();
+  function startUploads(files) {
+    const items = files.map((f) => [f, queue.add(f)]);
+    const flag = vocalsOnly.input.checked;
+    // one request per file: each file gets its own progress bar, and a bad file fails alone
+    uploading = uploading.then(async () => {
+      for (const [file, item] of items) {
+        const up = upload(`/voices/${voiceId}/tracks`, [file], { vocals_only: String(flag) }, (l, t) => item.progress(l, t));
+        try {
+          const res = await up.promise;
+          item.set('processing', 'Uploaded. Waiting for a worker to decode it…');
+          const trackId = res.tracks[0]?.id;
+          stops.push(
+            watchJob(res.job.id, async (job) => {
+              let track = null;
+              if (TERMINAL.has(job.status)) {
+                await refresh();
+                track = voice.tracks.find((t) => t.id === trackId);
+              }
+              const kind = job.status === 'succeeded' ? 'ready' : job.status === 'failed' || job.status === 'cancelled' ? 'failed' : 'processing';
+              const text = job.status === 'failed' ? `Could not use this file: ${track?.error || job.error}` : ingestSummary(job, track);
+              item.set(kind, text);
+            }),
+          );
+          refresh();
+        } catch (e) {
+          const retry = h('button.secondary.small', { type: 'button', 'aria-label': `Retry uploading ${file.name}` }, 'Retry');
+          retry.addEventListener('click', () => {
+            item.el.remove();
+            startUploads([file]);
+          });
+          // a 4xx names what is wrong with the file; a retry only helps for other failures
+          item.set('failed', `Upload failed: ${e.message} `, e.status >= 400 && e.status < 500 ? [] : [retry]);
+        }
+      }
+    });
+  }
+
+  async function deleteTrack(t, button) {
+    if (!window.confirm(`Remove “${t.filename}” from this voice?`)) return;
+    await busy(button, async () => {
+      await del(`/tracks/${t.id}`);
+      toast(`Removed ${t.filename}.`);
+      await refresh();
+    });
+  }
+
+  // players survive re-renders (a refresh must not stop what the user is listening to)
+  const players = new Map();
+  function trackAudio(t) {
+    if (!players.has(t.id)) {
+      players.set(
+        t.id,
+        h('audio', { controls: true, preload: 'metadata', src: `/api/v1/tracks/${t.id}/audio?variant=decoded`, 'aria-label': `Play ${t.filename}` }),
+      );
+    }
+    return players.get(t.id);
+  }
+
+  function renderTracks() {
+    const tracks = voice.tracks;
+    if (!tracks.length) {
+      clear(tracksBox, h('p.empty', 'No reference songs yet.'));
+      return;
+    }
+    const rows = tracks.map((t) =>
+      h(
+        'tr',
+        { dataset: { trackId: t.id, status: t.status } },
+        h('td', h('strong', t.filename), t.vocals_only ? h('div', badge('vocals only')) : null),
+        h('td', badge(t.status)),
+        h(
+          'td',
+          t.status === 'ready' ? h('span.small', trackDetails(t)) : null,
+          t.status === 'uploaded' ? h('span.small.muted', 'Decoding…') : null,
+          t.error ? h('div.error-text.small', { role: 'note' }, t.error) : null,
+        ),
+        h(
+          'td',
+          t.status === 'ready' ? trackAudio(t) : null,
+        ),
+        h('td', (() => {
+          const b = h('button.danger.small', { type: 'button', 'aria-label': `Remove ${t.filename}` }, 'Remove');
+          b.addEventListener('click', () => deleteTrack(t, b));
+          return b;
+        })()),
+      ),
+    );
+    const total = tracks.filter((t) => t.status === 'ready').reduce((s, t) => s + (t.meta?.duration_s || 0), 0);
+    clear(
+      tracksBox,
+      h('h3', `Tracks (${tracks.length}; ${fmtDuration(total) || '0 s'} usable)`),
+      h(
+        'div.table-wrap',
+        h(
+          'table',
+          h('caption.visually-hidden', 'Reference tracks'),
+          h('thead', h('tr', ['File', 'Status', 'Details', 'Listen', ''].map((x) => h('th', { scope: 'col' }, x)))),
+          h('tbody', rows),
+        ),
+      ),
+    );
+  }
+
+  // --- training ----------------------------------------------------------------------------
+  const trainDefaults = voice.settings?.train || {};
+  const config = select([['base', 'Full quality (base config)'], ['tiny', 'Quick test (tiny config)']], trainDefaults.config || 'base', { name: 'config' });
+  const f0 = select([['', 'automatic (crepe on a GPU worker, crepe tiny on a CPU one)'], ...F0_METHODS], trainDefaults.f0_method || '', { name: 'f0_method' });
+  const ppgModel = h('input', { type: 'text', name: 'ppg_model', maxlength: 100, value: trainDefaults.ppg_model === undefined ? 'whisper-large-v2' : (trainDefaults.ppg_model ?? 'none') });
+  const vecModel = h('input', { type: 'text', name: 'vec_model', maxlength: 100, value: trainDefaults.vec_model === undefined ? 'hubert-soft' : (trainDefaults.vec_model ?? 'none') });
+  const maxEpochs = h('input', { type: 'number', name: 'max_epochs', min: 1, max: 100000, inputmode: 'numeric', value: trainDefaults.max_epochs ?? '' });
+  const maxSteps = h('input', { type: 'number', name: 'max_steps', min: 1, inputmode: 'numeric', value: trainDefaults.max_steps ?? '' });
+  const maxMinutes = h('input', { type: 'number', name: 'max_minutes', min: 1, step: 'any', inputmode: 'decimal', value: trainDefaults.max_minutes ?? '' });
+  const baseModel = h('input', { type: 'text', name: 'base_model', maxlength: 200, value: trainDefaults.base_model ?? '', placeholder: 'none: train from scratch' });
+  const sepModel = h('input', { type: 'text', name: 'separation_model', value: trainDefaults.separation_model ?? '', placeholder: 'default' });
+  const dereverb = checkbox('Remove reverb from the vocals (de-reverb)', { name: 'dereverb', checked: !!trainDefaults.dereverb });
+  const trainErrors = h('div');
+  const trainButton = h('button', { type: 'submit' }, 'Start training');
+  const trainForm = h(
+    'form.fields',
+    { 'aria-label': 'Training settings' },
+    field('Model size', config),
+    field('Pitch (F0) method', f0, '(reused when converting)'),
+    field('Stop after epochs', maxEpochs, '(optional)'),
+    h(
+      'details.full',
+      h('summary', 'More training options'),
+      h(
+        'div.fields',
+        { style: { display: 'grid', gap: '.9rem 1.25rem', gridTemplateColumns: 'repeat(auto-fill, minmax(14rem, 1fr))', marginTop: '.75rem' } },
+        field('Stop after steps', maxSteps, '(optional)'),
+        field('Stop after minutes', maxMinutes, '(optional)'),
+        field('Base model to fine-tune', baseModel, '(optional)'),
+        field('Separation model', sepModel, '(optional)'),
+        field('Whisper PPG model', ppgModel, '(asset name, or none)'),
+        field('HuBERT-soft model', vecModel, '(asset name, or none)'),
+        h('div.full', dereverb.el),
+      ),
+    ),
+    h('div.full.row', trainButton),
+    h('div.full', trainErrors),
+  );
+  const trainJobBox = h('div', { id: 'train-job' });
+  const training = h(
+    'section.panel',
+    { 'aria-labelledby': 'train-title' },
+    h('h2', { id: 'train-title' }, 'Training'),
+    h('p.muted.small', 'Separates the vocals, slices them, extracts features and trains the model. Training can be stopped and resumed; the newest checkpoint is kept.'),
+    trainForm,
+    trainJobBox,
+  );
+
+  trainForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    clear(trainErrors);
+    const body = { config: config.value, dereverb: dereverb.input.checked };
+    if (f0.value) body.f0_method = f0.value;
+    const asset = (input) => (input.value.trim() === '' || input.value.trim().toLowerCase() === 'none' ? null : input.value.trim());
+    body.ppg_model = asset(ppgModel);
+    body.vec_model = asset(vecModel);
+    const num = (input, key, int = true) => {
+      if (input.value.trim() === '') return;
+      const v = int ? parseInt(input.value, 10) : parseFloat(input.value);
+      if (Number.isFinite(v)) body[key] = v;
+    };
+    num(maxEpochs, 'max_epochs');
+    num(maxSteps, 'max_steps');
+    num(maxMinutes, 'max_minutes', false);
+    if (baseModel.value.trim()) body.base_model = baseModel.value.trim();
+    if (sepModel.value.trim()) body.separation_model = sepModel.value.trim();
+    busy(trainButton, async () => {
+      try {
+        const job = await post(`/voices/${voiceId}/train`, body);
+        showTrainJob(job);
+        refresh();
+      } catch (err) {
+        trainErrors.append(alertBox('error', 'Could not start training', err.message));
+      }
+    });
+  });
+
+  let trainStop = null;
+  function showTrainJob(job) {
+    if (trainStop) trainStop();
+    const view = jobView(job, { title: 'Training job', onCancel: (j) => cancelJob(j, view) });
+    const chartCanvas = h('canvas.chart', { id: 'loss-chart', role: 'img', 'aria-label': 'Training loss curve' });
+    const legend = h('div.legend', LOSS_SERIES.map((s) => h('span', h('i', { style: { background: `var(${s.color})` } }), s.label)));
+    const trainInfo = h('p.small', { id: 'train-info' });
+    const figure = h('figure', { hidden: true }, chartCanvas, h('figcaption', legend, trainInfo));
+    view.extra.append(figure);
+    const onJob = (j) => {
+      view.update(j);
+      const curve = j.metrics?.curve;
+      const tr = j.metrics?.train;
+      if (curve?.length || tr) {
+        figure.hidden = false;
+        const last = curve?.[curve.length - 1];
+        chartCanvas.dataset.points = String(curve?.length || 0);
+        trainInfo.textContent = [
+          tr?.step != null ? `step ${tr.step}` : null,
+          tr?.epoch != null ? `epoch ${tr.epoch}` : null,
+          last && Number.isFinite(last.total) ? `total loss ${fmtNum(last.total, 3)}` : null,
+          last && Number.isFinite(last.mel) ? `mel loss ${fmtNum(last.mel, 3)}` : null,
+          tr?.starts_from ? startsText(tr.starts_from) : null,
+        ].filter(Boolean).join(' · ');
+        chartCanvas.setAttribute('aria-label', `Training loss curve, ${curve?.length || 0} points. ${trainInfo.textContent}`);
+        drawLossCurve(chartCanvas, curve || []);
+      }
+      if (TERMINAL.has(j.status)) refresh();
+    };
+    clear(trainJobBox, h('h3', 'Latest training run'), view.el);
+    onJob(job);
+    if (!TERMINAL.has(job.status)) {
+      trainStop = watchJob(job.id, onJob);
+      stops.push(() => trainStop && trainStop());
+    }
+  }
+
+  async function cancelJob(job, view) {
+    const j = await post(`/jobs/${job.id}/cancel`);
+    view.update(j);
+    toast(j.status === 'cancelled' ? 'Job cancelled.' : 'Cancelling: the job stops at its next check.');
+  }
+
+  // --- coverage report ---------------------------------------------------------------------
+  const reportBox = h('section.panel', { 'aria-labelledby': 'report-title', id: 'coverage', hidden: true });
+  function renderReport() {
+    const r = voice.report;
+    if (!r) {
+      reportBox.hidden = true;
+      return;
+    }
+    reportBox.hidden = false;
+    const range = r.range || {};
+    const canvas = h('canvas.histogram', { id: 'pitch-histogram', role: 'img', 'aria-label': `Pitch range ${range.low || '?'} to ${range.high || '?'}` });
+    const rows = [];
+    if (r.total_seconds != null) rows.push(['Audio after slicing', fmtDuration(r.total_seconds)]);
+    if (r.voiced_seconds != null) rows.push(['Of it sung (voiced)', fmtDuration(r.voiced_seconds)]);
+    if (r.slices != null) rows.push(['Slices', String(r.slices)]);
+    if (range.low) rows.push(['Pitch range', `${range.low} – ${range.high}${range.low_hz ? ` (${Math.round(range.low_hz)}–${Math.round(range.high_hz)} Hz)` : ''}`]);
+    if (range.p5_hz) rows.push(['Central 90 % of notes', `${Math.round(range.p5_hz)}–${Math.round(range.p95_hz)} Hz`]);
+    if (Number.isFinite(r.loudness_lufs)) rows.push(['Loudness', `${r.loudness_lufs.toFixed(1)} LUFS`]);
+    const hist = r.histogram || [];
+    clear(
+      reportBox,
+      h('h2', { id: 'report-title' }, 'Coverage report'),
+      (r.warnings || []).map((w) => alertBox('warn', null, w)),
+      h('dl.kv', rows.map(([k, v]) => [h('dt', k), h('dd', v)])),
+      hist.length || range.low_hz
+        ? h(
+            'figure',
+            canvas,
+            h('figcaption', 'Seconds sung per note. Blue bars are inside the detected range (green lines); the shaded band holds the central 90 % of the notes. Conversions sound best inside this range.'),
+          )
+        : null,
+      hist.length
+        ? h(
+            'details',
+            h('summary', 'Histogram as a table'),
+            h('table', h('thead', h('tr', h('th', 'Note'), h('th', 'Seconds'))), h('tbody', hist.map((b) => h('tr', h('td', b.note), h('td', fmtNum(b.seconds)))))),
+          )
+        : null,
+    );
+    requestAnimationFrame(() => drawPitchHistogram(canvas, r));
+  }
+
+  // --- previews and downloads --------------------------------------------------------------
+  const outputs = h('section.panel', { 'aria-labelledby': 'outputs-title', id: 'outputs', hidden: true });
+  function renderOutputs() {
+    const arts = voice.artifacts || [];
+    if (!arts.length) {
+      outputs.hidden = true;
+      return;
+    }
+    outputs.hidden = false;
+    const previews = arts.filter((a) => a.kind === 'preview');
+    clear(
+      outputs,
+      h('h2', { id: 'outputs-title' }, 'Model, previews and downloads'),
+      previews.length
+        ? h(
+            'div.grid',
+            previews.map((a) =>
+              h(
+                'div.player',
+                h('h3', a.meta?.label || a.filename),
+                h('audio', { controls: true, preload: 'none', src: `${a.download_url}${a.download_url.includes('?') ? '&' : '?'}inline=true`, 'aria-label': `Preview ${a.filename}` }),
+                a.meta?.step != null ? h('p.small.muted', `after step ${a.meta.step}`) : null,
+              ),
+            ),
+          )
+        : null,
+      h(
+        'ul.downloads',
+        arts
+          .filter((a) => a.kind !== 'preview')
+          .map((a) =>
+            h(
+              'li',
+              h('span', h('strong', ARTIFACT_LABELS[a.kind] || a.kind), ' ', h('span.muted.small', `${a.filename} · ${fmtBytes(a.size_bytes)}`)),
+              h('a.button.small', { href: a.download_url, download: a.filename, dataset: { kind: a.kind } }, `Download ${a.filename}`),
+            ),
+          ),
+      ),
+    );
+  }
+
+  // --- delete ------------------------------------------------------------------------------
+  const deleteButton = h('button.danger', { type: 'button' }, 'Delete this voice');
+  deleteButton.addEventListener('click', () => {
+    if (!window.confirm(`Delete the voice “${voice.name}” with its tracks, model and conversions?`)) return;
+    busy(deleteButton, async () => {
+      await del(`/voices/${voiceId}`);
+      toast(`Deleted ${voice.name}.`);
+      ctx.navigate('#/voices');
+    });
+  });
+
+  function renderHeader() {
+    title.textContent = voice.name;
+    clear(status, badge(voice.status));
+    desc.textContent = voice.description || '';
+  }
+
+  let refreshSeq = 0;
+  async function refresh() {
+    const seq = ++refreshSeq;
+    let fresh;
+    try {
+      fresh = await get(`/voices/${voiceId}`);
+    } catch {
+      return;
+    }
+    if (seq !== refreshSeq) return; // a newer refresh is on its way
+    voice = fresh;
+    if (!ctx.isCurrent()) return;
+    renderHeader();
+    renderTracks();
+    renderReport();
+    renderOutputs();
+  }
+
+  clear(main, header, refs, training, reportBox, outputs, h('section.panel', h('h2', 'Delete'), h('p.muted.small', 'Removes the voice, its uploads, model files and conversions.'), deleteButton));
+  renderHeader();
+  renderTracks();
+  renderReport();
+  renderOutputs();
+
+  // jobs already running for this voice (e.g. started in another tab)
+  const jobs = await get(`/jobs?voice_id=${voiceId}&limit=50`);
+  const lastTrain = jobs.find((j) => j.kind === 'voice');
+  if (lastTrain) showTrainJob(lastTrain);
+  for (const j of jobs.filter((x) => x.kind === 'ingest' && !TERMINAL.has(x.status))) {
+    const view = jobView(j, { onCancel: (jj) => cancelJob(jj, view) });
+    activity.append(view.el);
+    stops.push(
+      watchJob(j.id, (jj) => {
+        view.update(jj);
+        if (TERMINAL.has(jj.status)) {
+          refresh();
+          setTimeout(() => view.el.remove(), 4000);
+        }
+      }),
+    );
+  }
+}
