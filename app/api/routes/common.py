@@ -6,9 +6,11 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.db import crud
-from app.db.models import Artifact, Conversion, Job, Voice
+from app.db.models import Artifact, Conversion, Job, Track, TrackRole, TrackStatus, Voice
 from app.queue import send_stage
 from app.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
+from app.storage import LocalStorage
+from app.uploads import UploadedFile, move_into, safe_extension
 
 
 def artifact_public(a: Artifact) -> ArtifactPublic:
@@ -52,3 +54,33 @@ def enqueue(session: Session, settings: Settings, job: Job) -> None:
     session.commit()
     assert job.stage is not None
     send_stage(settings, job_id=job.id, stage=job.stage)
+
+
+def add_uploaded_track(
+    session: Session,
+    storage: LocalStorage,
+    up: UploadedFile,
+    *,
+    user_id: str,
+    role: TrackRole,
+    voice_id: str | None,
+    vocals_only: bool,
+) -> Track:
+    """Record an uploaded file as a track and move it to its final key (the original, kept)."""
+    track = Track(
+        user_id=user_id,
+        voice_id=voice_id,
+        role=role.value,
+        filename=up.filename,
+        content_type=up.content_type,
+        size_bytes=up.size,
+        sha256=up.sha256,
+        storage_key="",
+        vocals_only=vocals_only,
+        status=TrackStatus.uploaded.value,
+    )
+    session.add(track)
+    session.flush()
+    track.storage_key = f"u/{user_id}/tracks/{track.id}/original{safe_extension(up.filename)}"
+    move_into(storage, up, track.storage_key)
+    return track

@@ -7,11 +7,11 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
-from app.api.routes.common import conversion_public, enqueue
+from app.api.routes.common import add_uploaded_track, conversion_public, enqueue
 from app.db import crud
-from app.db.models import Conversion, Track, TrackRole, TrackStatus
+from app.db.models import Conversion, TrackRole
 from app.schemas import ConversionOptions, ConversionPublic, JobPublic, RemixRequest
-from app.uploads import form_flag, move_into, parse_upload, safe_extension
+from app.uploads import form_flag, parse_upload
 from worker.names import PIPELINES, JobKind
 
 router = APIRouter(prefix="/conversions", tags=["conversions"])
@@ -90,24 +90,15 @@ async def create_conversions(
         moved: list[str] = []
         try:
             for up in parsed.files:
-                track = Track(
+                track = add_uploaded_track(
+                    session,
+                    storage,
+                    up,
                     user_id=user.id,
+                    role=TrackRole.source,
                     voice_id=None,
-                    role=TrackRole.source.value,
-                    filename=up.filename,
-                    content_type=up.content_type,
-                    size_bytes=up.size,
-                    sha256=up.sha256,
-                    storage_key="",
                     vocals_only=vocals_only,
-                    status=TrackStatus.uploaded.value,
                 )
-                session.add(track)
-                session.flush()
-                track.storage_key = (
-                    f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
-                )
-                move_into(storage, up, track.storage_key)
                 moved.append(f"u/{user.id}/tracks/{track.id}")
                 conv = Conversion(
                     user_id=user.id,

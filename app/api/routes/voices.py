@@ -4,9 +4,9 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
-from app.api.routes.common import enqueue, voice_public
+from app.api.routes.common import add_uploaded_track, enqueue, voice_public
 from app.db import crud
-from app.db.models import Track, TrackRole, TrackStatus
+from app.db.models import TrackRole, TrackStatus
 from app.schemas import (
     JobPublic,
     TrackPublic,
@@ -16,7 +16,7 @@ from app.schemas import (
     VoicePublic,
     VoiceUpdate,
 )
-from app.uploads import form_flag, move_into, parse_upload, safe_extension, sniff_zip
+from app.uploads import form_flag, move_into, parse_upload, sniff_zip
 from worker.names import PIPELINES, JobKind
 
 router = APIRouter(prefix="/voices", tags=["voices"])
@@ -207,24 +207,15 @@ async def upload_tracks(
         tracks = []
         try:
             for up in parsed.files:
-                track = Track(
+                track = add_uploaded_track(
+                    session,
+                    storage,
+                    up,
                     user_id=user.id,
+                    role=TrackRole.reference,
                     voice_id=voice.id,
-                    role=TrackRole.reference.value,
-                    filename=up.filename,
-                    content_type=up.content_type,
-                    size_bytes=up.size,
-                    sha256=up.sha256,
-                    storage_key="",
                     vocals_only=vocals_only,
-                    status=TrackStatus.uploaded.value,
                 )
-                session.add(track)
-                session.flush()
-                track.storage_key = (
-                    f"u/{user.id}/tracks/{track.id}/original{safe_extension(up.filename)}"
-                )
-                move_into(storage, up, track.storage_key)
                 tracks.append(track)
             job = crud.create_job(
                 session,
