@@ -45,15 +45,6 @@ from tests.unit.tiny_models import HUBERT_TINY, hubert_state, whisper_dims, whis
 SR = 16000
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Other suites run concurrently on 2 cores; these models are tiny anyway.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # --- official-format tiny checkpoints --------------------------------------------------------
 
 

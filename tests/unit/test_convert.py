@@ -10,7 +10,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 
 from svc_core.content.extract import ContentParams
 from svc_core.convert.chunks import ChunkParams
@@ -32,7 +31,6 @@ HARVEST = F0Params(method="harvest")
 
 @pytest.fixture(scope="module")
 def voice(tmp_path_factory):
-    torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("voice")
     install_tiny_assets(d / "models")
     content = ContentParams(

@@ -27,15 +27,6 @@ SR = 44100
 HOP = 0.01
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # other suites run beside this one on 2 cores
-    yield
-    torch.set_num_threads(before)
-
-
 def harmonic_glide(f_start: float, f_end: float, seconds: float, sr: int = SR):
     """Exponential glide with 3 harmonics (a voice-like spectrum: Harvest needs harmonics).
 

@@ -15,14 +15,6 @@ from svc_core.model.commons import f0_to_coarse
 from svc_core.model.config import config_from_dict, config_hash, load_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def tiny():
     return load_config("tiny")

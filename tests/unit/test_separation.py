@@ -42,9 +42,6 @@ def no_network(monkeypatch):
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory) -> Path:
-    import torch
-
-    torch.set_num_threads(1)
     d = tmp_path_factory.mktemp("models")
     install_tiny_mdx(d, "tiny_vocals.onnx", cutoff_bin=32)  # < ~690 Hz -> Vocals
     # Instrumental-first, with UVR's usual compensation factor: vocals = mix - 1.03 * inst.

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from click.testing import CliRunner
 
 from svc_core.errors import BadAudioError, BadInputError, Cancelled, IncompatibleError
@@ -62,14 +61,6 @@ def speech(tmp_path_factory):
     same = [read(synth.espeak_speech(t, d / f"same{i}.wav")) for i, t in enumerate(TEXTS)]
     other = [read(espeak_voice(t, d / f"other{i}.wav", OTHER_VOICE)) for i, t in enumerate(TEXTS)]
     return {"same": same, "other": other}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

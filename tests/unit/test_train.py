@@ -24,15 +24,6 @@ SR = 16000  # the tiny config's rate
 PPG_DIM, VEC_DIM = 32, 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # other suites run beside this one on a 2-core machine; also keeps CPU runs reproducible
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def make_dataset(
     root: Path,
     n_train: int = 3,

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.db.models import Artifact, Conversion, Job, Track, TrackStatus
+from app.db.models import Artifact, Conversion, Job, Track, TrackStatus, Voice
+from svc_core.errors import BadInputError
 from worker.jobs.runtime import JobHandle, Runtime
 from worker.names import JobKind
 
@@ -153,3 +154,40 @@ def temp_dir(rt: Runtime) -> Path:
     path = rt.storage.temp_path()
     path.mkdir(parents=True)
     return path
+
+
+@dataclass(frozen=True)
+class ConversionContext:
+    """What the conversion stages read of a conversion, its voice and its source track."""
+
+    id: str
+    voice_id: str
+    voice_name: str
+    track_id: str
+    song: str  # the source track's file name
+    options: dict[str, Any]
+    report: dict[str, Any]
+    features: dict[str, Any]  # the voice's F0 method and content encoders
+    coverage: dict[str, Any]  # the voice's coverage report
+
+
+def conversion_context(rt: Runtime, job: JobSnapshot) -> ConversionContext:
+    with rt.scope() as s:
+        conv = s.get(Conversion, job.conversion_id) if job.conversion_id else None
+        if conv is None or conv.user_id != job.user_id:
+            raise BadInputError("This job has no conversion.")
+        voice = s.get(Voice, conv.voice_id)
+        track = s.get(Track, conv.source_track_id)
+        if voice is None or track is None:
+            raise BadInputError("The conversion's voice or song was deleted.")
+        return ConversionContext(
+            id=conv.id,
+            voice_id=voice.id,
+            voice_name=voice.name,
+            track_id=track.id,
+            song=track.filename,
+            options=dict(conv.options or {}),
+            report=dict(conv.report or {}),
+            features=dict((voice.settings or {}).get("features") or {}),
+            coverage=dict(voice.report or {}),
+        )

@@ -10,9 +10,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from app.db.models import Conversion, Track, Voice
+from app.db.models import Conversion
 from svc_core.errors import BadInputError
-from worker.jobs.common import find_artifact, inputs_key, snapshot, store_artifact, temp_dir
+from worker.jobs.common import (
+    conversion_context,
+    find_artifact,
+    inputs_key,
+    snapshot,
+    store_artifact,
+    temp_dir,
+)
 from worker.jobs.runtime import JobHandle, Runtime
 
 
@@ -57,18 +64,10 @@ def run(rt: Runtime, h: JobHandle) -> None:
     from svc_core.convert.engine import convert_file, reference_f0_from_histogram
 
     job = snapshot(rt, h)
-    with rt.scope() as s:
-        conv = s.get(Conversion, job.conversion_id) if job.conversion_id else None
-        if conv is None or conv.user_id != job.user_id:
-            raise BadInputError("This job has no conversion.")
-        voice = s.get(Voice, conv.voice_id)
-        track = s.get(Track, conv.source_track_id)
-        assert voice is not None and track is not None
-        options = dict(conv.options or {})
-        features = dict((voice.settings or {}).get("features") or {})
-        coverage = dict(voice.report or {})
-        voice_name, track_id, conv_id, song = voice.name, track.id, conv.id, track.filename
-    package = find_artifact(rt, user_id=job.user_id, kind="voice_package", voice_id=conv.voice_id)
+    ctx = conversion_context(rt, job)
+    options, features, coverage = ctx.options, ctx.features, ctx.coverage
+    voice_name, track_id, conv_id, song = ctx.voice_name, ctx.track_id, ctx.id, ctx.song
+    package = find_artifact(rt, user_id=job.user_id, kind="voice_package", voice_id=ctx.voice_id)
     if package is None or not features:
         raise BadInputError(f"The voice '{voice_name}' has not been trained yet: train it first.")
     vocals = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track_id)
@@ -88,7 +87,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     ):
         h.progress("convert", 1.0, "convert: already converted", force=True)
         return
-    speaker, speaker_info = target_speaker(rt, job.user_id, conv.voice_id, options)
+    speaker, speaker_info = target_speaker(rt, job.user_id, ctx.voice_id, options)
     hop_s = float(coverage.get("hop_s") or 0.01)
     reference = reference_f0_from_histogram(coverage.get("histogram") or [], hop_s)
     device = params.content.device

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.db.models import Conversion, Track
+from app.db.models import Conversion
 from svc_core.errors import BadInputError
-from worker.jobs.common import find_artifact, inputs_key, snapshot, store_artifact
+from worker.jobs.common import (
+    conversion_context,
+    find_artifact,
+    inputs_key,
+    snapshot,
+    store_artifact,
+)
 from worker.jobs.runtime import JobHandle, Runtime
 
 
@@ -33,15 +39,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
     from svc_core.mix import OUTPUT_FORMATS, mix_files
 
     job = snapshot(rt, h)
-    with rt.scope() as s:
-        conv = s.get(Conversion, job.conversion_id) if job.conversion_id else None
-        if conv is None or conv.user_id != job.user_id:
-            raise BadInputError("This job has no conversion to mix.")
-        options = {**(conv.options or {}), **(job.params.get("options") or {})}
-        report = dict(conv.report or {})
-        track_id, conv_id = conv.source_track_id, conv.id
-        track = s.get(Track, track_id)
-        song = Path(track.filename).stem if track is not None else "cover"
+    ctx = conversion_context(rt, job)
+    options = {**ctx.options, **(job.params.get("options") or {})}  # a re-mix's settings win
+    report, track_id, conv_id, song = ctx.report, ctx.track_id, ctx.id, Path(ctx.song).stem
     vocals = find_artifact(rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id)
     if vocals is None:
         raise BadInputError("There are no converted vocals to mix: run the conversion first.")

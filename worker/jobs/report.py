@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.db.models import Conversion, Voice
+from app.db.models import Conversion
 from svc_core.errors import BadInputError
-from worker.jobs.common import find_artifact, snapshot
+from worker.jobs.common import conversion_context, find_artifact, snapshot
 from worker.jobs.runtime import JobHandle, Runtime
 
 
@@ -15,16 +15,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
     from worker.jobs.convert import convert_params
 
     job = snapshot(rt, h)
-    with rt.scope() as s:
-        conv = s.get(Conversion, job.conversion_id) if job.conversion_id else None
-        if conv is None or conv.user_id != job.user_id:
-            raise BadInputError("This job has no conversion to report on.")
-        voice = s.get(Voice, conv.voice_id)
-        assert voice is not None
-        features = dict((voice.settings or {}).get("features") or {})
-        report = dict(conv.report or {})
-        options = dict(conv.options or {})
-        conv_id, track_id, voice_id = conv.id, conv.source_track_id, voice.id
+    ctx = conversion_context(rt, job)
+    features, report, options = ctx.features, ctx.report, ctx.options
+    conv_id, track_id, voice_id = ctx.id, ctx.track_id, ctx.voice_id
     converted = find_artifact(
         rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id
     )
