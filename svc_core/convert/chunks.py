@@ -12,8 +12,10 @@ point and overlap-add converted chunks"; it is a few lines of numpy.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -88,6 +90,7 @@ def convert_in_chunks(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     stage: str = "convert",
+    cache_dir: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Run ``convert`` over long ``mono``.
 
@@ -98,6 +101,11 @@ def convert_in_chunks(
     ``convert`` may return a few samples more or fewer than the exact length (model hops);
     each piece is trimmed or zero-padded to it. The output has ``round(T * out_sr / sr)``
     samples.
+
+    ``cache_dir``: converted pieces are kept there (``chunk_NNNN.npy``, written atomically) and
+    reused, so a conversion interrupted after some chunks (a worker killed, a shutdown)
+    continues with the next chunk. The caller names the folder after its inputs and
+    parameters and removes it when done.
     """
     out_sr = out_sr or sr
     ratio = out_sr / sr
@@ -106,9 +114,22 @@ def convert_in_chunks(
     out = np.zeros(total_out, dtype=np.float32)
     # the crossfade must fit inside the context that both neighbours converted
     xf = max(2, int(min(params.crossfade_s, params.context_s) * out_sr))
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
     for i, ch in enumerate(chunks):
         check_stop(should_stop)
-        piece = np.asarray(convert(mono[ch.ctx_start : ch.ctx_end], ch.ctx_start), dtype=np.float32)
+        done = cache / f"chunk_{i:04d}.npy" if cache is not None else None
+        if done is not None and done.exists():
+            piece = np.load(done)
+        else:
+            piece = np.asarray(
+                convert(mono[ch.ctx_start : ch.ctx_end], ch.ctx_start), dtype=np.float32
+            )
+            if done is not None:
+                tmp = done.with_name(done.name + ".tmp.npy")
+                np.save(tmp, piece)
+                os.replace(tmp, done)
         o0 = int(round(ch.ctx_start * ratio))
         o1 = min(total_out, int(round(ch.ctx_end * ratio)))
         piece = piece[: o1 - o0]

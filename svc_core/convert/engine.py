@@ -149,6 +149,7 @@ def convert_vocals(
     reference_f0: np.ndarray | None = None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> ConvertResult:
     """Convert ``[C, T]``/``[T]`` vocals at ``sr`` with a loaded voice ``model``.
 
@@ -156,6 +157,8 @@ def convert_vocals(
         model: a :class:`svc_core.model.inference.VoiceModel`.
         speaker: target embedding ``[256]`` (default: the model's own).
         reference_f0: the voice's pitch distribution (Hz per frame), for ``transpose=None``.
+        cache_dir: keep converted chunks there so an interrupted call resumes (see
+            :func:`convert_in_chunks`); it must be specific to these inputs and parameters.
     """
     t0 = time.monotonic()
     report = progress or (lambda _s, _f: None)
@@ -224,6 +227,7 @@ def convert_vocals(
         out_sr=model.sample_rate,
         progress=sub_progress(report, "convert", 0.1, 0.95),
         should_stop=should_stop,
+        cache_dir=cache_dir,
     )
     out = out[:n_model] if len(out) >= n_model else np.pad(out, (0, n_model - len(out)))
     gain = _gate(mono, sr, f0, hop_s, params.gate_dbfs)
@@ -257,6 +261,7 @@ def convert_file(
     max_duration_s: float | None = None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> tuple[ConvertResult, Path, Path]:
     """Convert a vocals file; writes ``vocals_model_rate.wav`` and ``vocals.wav`` (44.1 kHz).
 
@@ -273,6 +278,7 @@ def convert_file(
         reference_f0=reference_f0,
         progress=progress,
         should_stop=should_stop,
+        cache_dir=cache_dir,
     )
     out = Path(out_dir)
     a = save_wav(out / "vocals_model_rate.wav", result.audio, result.sample_rate)

@@ -95,6 +95,7 @@ def test_songs_in_cover_out(stack, tmp_path):
         assert "voice.json" in zipfile.ZipFile(io.BytesIO(package)).namelist()
         stack.exported_package = package  # type: ignore[attr-defined]  # for the import test
         stack.trained_voice_id = v["id"]  # type: ignore[attr-defined]
+        stack.trained_voice_id = v["id"]  # type: ignore[attr-defined]
 
         # two source songs against the voice in one request
         sources = [write_song(tmp_path / f"src{i}.wav", 5.0 + i, 196.0, 10 + i) for i in range(2)]
@@ -175,6 +176,10 @@ def test_cancelling_a_conversion_leaves_no_half_written_outputs(stack, tmp_path)
         assert not kinds & {"converted_vocals", "mix", "converted_vocals_model_rate"}
         tmp = stack.data_dir / "storage" / ".tmp"
         assert not tmp.exists() or not any(tmp.iterdir())
+        # and no cache of finished chunks is kept for a cancelled conversion
+        assert not list(
+            (stack.data_dir / "storage").glob(f"u/*/conversions/{conv['id']}/partial-*")
+        )
 
 
 def _import(c, name: str, data: bytes):
@@ -199,13 +204,44 @@ def test_voice_package_export_import_and_refusals(stack, tmp_path):
         assert {"voice_package", "spk"} <= {a["kind"] for a in voice["artifacts"]}
         # the imported voice converts (its F0 method and encoders came with the package)
         src = write_song(tmp_path / "s.wav", 4.0, 220.0, 5)
+        files = [("files", (src.name, src.read_bytes(), "audio/wav"))]
+        r = c.post("/api/v1/conversions", data={"voice_id": voice["id"]}, files=files)
+        assert r.status_code == 201, r.text
+        plain = r.json()[0]
+        assert wait_job(c, plain["job"]["id"], timeout=240)["status"] == "succeeded"
+
+        # blending with someone else's voice: that voice does not exist for bob
+        alice_voice = stack.trained_voice_id  # type: ignore[attr-defined]
+        opts = {"mix_voice_id": alice_voice}
         r = c.post(
             "/api/v1/conversions",
-            data={"voice_id": voice["id"]},
-            files=[("files", (src.name, src.read_bytes(), "audio/wav"))],
+            files=files,
+            data={"voice_id": voice["id"], "options": json.dumps(opts)},
+        )
+        assert r.status_code == 404
+        # a second copy of the voice, blended in: a different target embedding is used
+        r = _import(c, "Borrowed again", package)
+        other = wait_job(c, r.json()["job"]["id"])["voice_id"]
+        spk_id = [
+            a for a in c.get(f"/api/v1/voices/{other}").json()["artifacts"] if a["kind"] == "spk"
+        ][0]["id"]
+        assert c.get(f"/api/v1/artifacts/{spk_id}").status_code == 200
+        opts = {"mix_voice_id": other, "mix_weight": 0.3}
+        r = c.post(
+            "/api/v1/conversions",
+            files=files,
+            data={"voice_id": voice["id"], "options": json.dumps(opts)},
         )
         assert r.status_code == 201, r.text
-        assert wait_job(c, r.json()[0]["job"]["id"], timeout=240)["status"] == "succeeded"
+        mixed = r.json()[0]
+        assert wait_job(c, mixed["job"]["id"], timeout=240)["status"] == "succeeded"
+        got = c.get(f"/api/v1/conversions/{mixed['id']}").json()
+        assert got["report"]["speaker"] == {
+            "voice_id": voice["id"],
+            "mix_voice_id": other,
+            "mix_weight": 0.3,
+        }
+        assert got["report"]["quality"] is not None
 
         # a package of an unknown format version is refused with a plain message
         zin = zipfile.ZipFile(io.BytesIO(package))

@@ -90,3 +90,29 @@ def test_silence_stays_silent_and_progress_and_stop():
 
     with pytest.raises(Cancelled):
         convert_in_chunks(x, SR, lambda p, _s: p, SMALL, should_stop=lambda: True)
+
+
+def test_interrupted_conversion_resumes_from_cached_chunks(tmp_path):
+    from svc_core.errors import Cancelled
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(9 * SR).astype(np.float32) * 0.1
+    n_chunks = len(plan_chunks(x, SR, SMALL))
+    assert n_chunks >= 4
+    calls: list[int] = []
+
+    def model(piece, start):
+        calls.append(start)
+        return np.tanh(piece * 3)  # any deterministic processing
+
+    straight = convert_in_chunks(x, SR, model, SMALL)
+    calls.clear()
+    with pytest.raises(Cancelled):  # stopped after two chunks (a worker shutting down)
+        convert_in_chunks(
+            x, SR, model, SMALL, cache_dir=tmp_path / "c", should_stop=lambda: len(calls) >= 2
+        )
+    assert len(calls) == 2 and len(list((tmp_path / "c").glob("chunk_*.npy"))) == 2
+    calls.clear()
+    resumed = convert_in_chunks(x, SR, model, SMALL, cache_dir=tmp_path / "c")
+    assert len(calls) == n_chunks - 2  # only the chunks not done before
+    np.testing.assert_array_equal(resumed, straight)

@@ -105,6 +105,20 @@ def test_output_pitch_follows_the_transposed_source(voice):
         assert res.transpose == semitones and res.transpose_mode == "manual"
 
 
+def test_another_speaker_embedding_changes_the_output(voice):
+    from svc_core.speaker import mix_speakers
+
+    model, params, _ = voice
+    x = synth.tone(220.0, 1.5, SR, amp=0.3, harmonics=8)
+    own = convert_vocals(x, SR, model, params).audio
+    rng = np.random.default_rng(0)
+    other = np.abs(rng.standard_normal(256)).astype(np.float32)
+    blended = mix_speakers(model.speaker, other / np.linalg.norm(other), 0.8)
+    mixed = convert_vocals(x, SR, model, params, speaker=blended).audio
+    assert own.shape == mixed.shape
+    assert np.abs(own - mixed).max() > 1e-3 * max(np.abs(own).max(), 1e-6)
+
+
 def test_auto_transpose_moves_a_low_song_into_the_voice_range(voice):
     model, params, reference = voice
     low = synth.tone(98.0, 2.0, SR, amp=0.3, harmonics=8)  # an octave under the voice

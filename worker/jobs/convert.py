@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from app.db.models import Conversion
-from svc_core.errors import BadInputError
+from svc_core.errors import BadInputError, Cancelled
 from worker.jobs.common import (
     conversion_context,
     find_artifact,
@@ -92,6 +92,8 @@ def run(rt: Runtime, h: JobHandle) -> None:
     reference = reference_f0_from_histogram(coverage.get("histogram") or [], hop_s)
     device = params.content.device
     h.progress("convert", 0.0, f"convert: '{song}' into '{voice_name}'", force=True)
+    # finished chunks survive a worker that dies or shuts down: the next attempt continues
+    partial = rt.storage.path(f"u/{job.user_id}/conversions/{conv_id}/partial-{key[:12]}")
     work = temp_dir(rt)
     try:
         result, model_rate, wav44 = convert_file(
@@ -99,11 +101,13 @@ def run(rt: Runtime, h: JobHandle) -> None:
             work,
             rt.storage.path(package.storage_key),
             params,
+            speaker=speaker,
             reference_f0=reference if reference.size else None,
             device=device,
             max_duration_s=rt.settings.max_audio_seconds,
             progress=h.sub_progress("convert", 0.0, 0.97),
             should_stop=h.should_stop,
+            cache_dir=partial,
         )
         summary = result.summary()
         stem = Path(song).stem
@@ -127,13 +131,19 @@ def run(rt: Runtime, h: JobHandle) -> None:
                 meta=summary,
                 conversion_id=conv_id,
             )
+    except Cancelled:
+        if h.cancel_requested:  # the user cancelled: nothing of it is kept
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(partial, ignore_errors=True)
     with rt.scope() as s:
         c = s.get(Conversion, conv_id)
         assert c is not None
         c.report = {
             **(c.report or {}),
             "transpose": summary["transpose"],
+            "speaker": speaker_info,
             "convert": {k: v for k, v in summary.items() if k != "transpose"},
         }
