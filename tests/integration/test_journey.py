@@ -80,7 +80,9 @@ def test_songs_in_cover_out(stack, tmp_path):
         assert progress == sorted(progress) and progress[-1] == 1.0
         assert {"separate", "preprocess", "train"} <= seen_stages
         curve = job["metrics"]["curve"]
-        assert curve and curve[-1]["step"] == 16 and job["metrics"]["train"]["starts_from"]
+        assert curve and curve[-1]["step"] == 16
+        assert job["metrics"]["train"]["starts_from"] == "from scratch"
+        assert job["metrics"]["train"]["train_slices"] >= 1
 
         voice = c.get(f"/api/v1/voices/{v['id']}").json()
         assert voice["status"] == "ready"

@@ -55,12 +55,19 @@ class CurveRecorder:
                     "epoch",
                     "device",
                     "resumed_from_step",
-                    "parameters",
+                    "train_slices",
+                    "notes",
                 )
                 if k in e
             }
             start = int(e.get("step") or 0)
             m["curve"] = [p for p in m["curve"] if p["step"] <= start]
+            origin = str(e.get("starts_from") or "from scratch")
+            origin = origin if origin.startswith("from ") else f"from {origin}"
+            resumed = f", resuming at step {start}" if e.get("resumed_from_step") else ""
+            self.h.progress(
+                "train", 0.0, f"train: starting {origin}{resumed} on {e.get('device')}", force=True
+            )
         elif kind == "step":
             losses = e.get("losses") or {}
             m["curve"] = _thin(
