@@ -117,6 +117,17 @@ class UploadResult(BaseModel):
 F0Method = Literal["crepe", "crepe-full", "crepe-tiny", "harvest", "dio", "praat", "rmvpe"]
 
 
+class SlicerOptions(BaseModel):
+    """Audio Slicer settings (defaults: openvpi's) plus the longest slice."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold_db: float = Field(default=-40.0, ge=-90, le=-10)
+    min_length_ms: int = Field(default=5000, ge=300, le=60_000)
+    min_interval_ms: int = Field(default=300, ge=20, le=10_000)
+    max_sil_kept_ms: int = Field(default=500, ge=10, le=10_000)
+    max_length_s: float = Field(default=15.0, ge=0, le=120)
+
+
 class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     config: Literal["base", "tiny"] = "base"
@@ -132,6 +143,9 @@ class TrainRequest(BaseModel):
     max_epochs: int | None = Field(default=None, ge=1, le=100_000)
     max_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
     base_model: str | None = Field(default=None, max_length=200)
+    slicer: SlicerOptions = Field(default_factory=SlicerOptions)
+    # slices are loudness-normalised to this before features are computed; null = as they are
+    target_lufs: float | None = Field(default=-20.0, ge=-40, le=-6)
 
 
 class ConversionOptions(BaseModel):

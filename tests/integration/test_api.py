@@ -382,3 +382,38 @@ def test_training_on_a_too_short_song_fails_at_slicing_with_a_plain_message(stac
         assert "'short take.wav'" in job["error"] and "at least 5 s" in job["error"], job
         # the upload is kept: nothing is lost by a failed job
         assert c.get(f"/api/v1/voices/{v['id']}/tracks").json()[0]["status"] == "ready"
+
+
+def test_slicer_and_loudness_settings_reach_the_stages(stack, tmp_path):
+    with stack.client("alice") as c:
+        v = new_voice(c, "Short takes")
+        r = upload(c, v["id"], [song(tmp_path / "take.wav", seconds=3)], vocals_only=True)
+        wait_job(c, r.json()["job"]["id"])
+        base = {
+            "config": "tiny",
+            "max_steps": 2,
+            "f0_method": "dio",
+            "ppg_model": stack.assets["ppg_model"],
+            "vec_model": stack.assets["vec_model"],
+        }
+        bad = c.post(
+            f"/api/v1/voices/{v['id']}/train", json={**base, "slicer": {"min_length_ms": 10}}
+        )
+        assert bad.status_code == 422
+        # inconsistent but individually valid: the slice stage says what is wrong
+        r = c.post(
+            f"/api/v1/voices/{v['id']}/train",
+            json={**base, "slicer": {"min_length_ms": 400, "min_interval_ms": 900}},
+        )
+        job = wait_job(c, r.json()["id"])
+        assert job["status"] == "failed" and "min_length >= min_interval" in job["error"], job
+        # a 3-s take slices with a 2-s minimum, and trains at the asked loudness
+        r = c.post(
+            f"/api/v1/voices/{v['id']}/train",
+            json={**base, "slicer": {"min_length_ms": 2000}, "target_lufs": -18},
+        )
+        job = wait_job(c, r.json()["id"], timeout=180)
+        assert job["status"] == "succeeded", job
+        voice = c.get(f"/api/v1/voices/{v['id']}").json()
+        assert voice["settings"]["features"]["target_lufs"] == -18
+        assert voice["report"]["slice_count"] == 1

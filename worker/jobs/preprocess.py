@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -38,6 +39,7 @@ def feature_settings(rt: Runtime, job_params: dict) -> dict:
         "f0_method": canonical_method(f0),
         "ppg_model": ppg or None,
         "vec_model": vec or None,
+        "target_lufs": job_params.get("target_lufs", -20.0),
     }
 
 
@@ -56,7 +58,7 @@ def preprocess_params(rt: Runtime, feats: dict):
     def resolve(name: str | None) -> str | None:
         return str(asset_path(name, models)) if name else None
 
-    return params_for(
+    params = params_for(
         feats.get("config") or "base",  # sample rate and hop; conversion uses the model's
         f0_method=feats["f0_method"],
         ppg_checkpoint=resolve(feats["ppg_model"]),
@@ -64,6 +66,7 @@ def preprocess_params(rt: Runtime, feats: dict):
         device="cuda" if _cuda() else "cpu",
         f0_weights=resolve("rmvpe") if feats["f0_method"] == "rmvpe" else None,
     )
+    return replace(params, target_lufs=feats.get("target_lufs", -20.0))
 
 
 def voice_slices(rt: Runtime, *, user_id: str, voice_id: str) -> list[Path]:
