@@ -88,7 +88,7 @@ def run_pipeline(
     from svc_core.preprocess import build_dataset, params_for
     from svc_core.quality import quality_report
     from svc_core.report.coverage import SliceStats, coverage_report
-    from svc_core.separation import DEFAULT_MODEL, DEREVERB_MODEL, SeparationParams, separate
+    from svc_core.separation import DEREVERB_MODEL, SeparationParams, default_model, separate
     from svc_core.train.package import export_voice_package
     from svc_core.train.trainer import TrainParams, train
 
@@ -127,7 +127,7 @@ def run_pipeline(
     def stems(path: Path, vocals_only: bool, i: int, n: int) -> Path:
         check_stop(should_stop)
         sp = SeparationParams(
-            model=params.separation_model or DEFAULT_MODEL,
+            model=params.separation_model or default_model(cuda),
             second_pass=second,
             input_kind="vocals" if vocals_only else "mixture",
         )

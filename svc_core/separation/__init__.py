@@ -15,6 +15,7 @@ from svc_core.separation.models import (
     QUALITY_MODEL,
     Role,
     SeparationModel,
+    default_model,
 )
 from svc_core.separation.separate import (
     SAMPLE_RATE,
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEREVERB_MODEL",
     "QUALITY_MODEL",
+    "default_model",
     "SAMPLE_RATE",
     "BackendOptions",
     "Role",

@@ -24,12 +24,13 @@ from worker.jobs.runtime import JobHandle, Runtime
 
 
 def separation_params(job_params: dict, *, vocals_only: bool, max_duration_s: float):
-    from svc_core.separation import DEFAULT_MODEL, DEREVERB_MODEL, SeparationParams
+    from svc_core.separation import DEREVERB_MODEL, SeparationParams, default_model
+    from worker.jobs.preprocess import _cuda
 
     options = job_params.get("options") or job_params  # conversion options or train request
     second = DEREVERB_MODEL if options.get("dereverb") else None
     return SeparationParams(
-        model=options.get("separation_model") or DEFAULT_MODEL,
+        model=options.get("separation_model") or default_model(_cuda()),
         second_pass=options.get("second_pass") or second,
         input_kind="vocals" if vocals_only else "mixture",
         max_duration_s=max_duration_s,
