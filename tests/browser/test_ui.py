@@ -241,6 +241,8 @@ def test_training_progress_and_plain_failure(open_session, stack, tmp_path):
         sent = c.get(f"/api/v1/jobs/{job_id}").json()
     assert sent["kind"] == "voice" and sent["params"]["config"] == "tiny"
     assert sent["params"]["f0_method"] == "dio" and sent["params"]["max_epochs"] == 2
+    assert sent["params"]["slicer"]["min_length_ms"] == 5000
+    assert sent["params"]["target_lufs"] == -20
 
     job = wait_job_status(stack, "alice", job_id, 120)
     # a 3-s song is too short to slice (5 s minimum): the failure is shown in plain words

@@ -202,6 +202,8 @@ export async function render(main, [voiceId], ctx) {
   const config = select([['base', 'Full quality (base config)'], ['tiny', 'Quick test (tiny config)']], trainDefaults.config || 'base', { name: 'config' });
   const f0 = select([['', 'automatic (crepe on a GPU worker, crepe tiny on a CPU one)'], ...F0_METHODS], trainDefaults.f0_method || '', { name: 'f0_method' });
   const ppgModel = h('input', { type: 'text', name: 'ppg_model', maxlength: 100, value: trainDefaults.ppg_model === undefined ? 'whisper-large-v2' : (trainDefaults.ppg_model ?? 'none') });
+  const minSlice = h('input', { type: 'number', name: 'min_length_s', min: 0.3, max: 60, step: 'any', inputmode: 'decimal', value: (trainDefaults.slicer?.min_length_ms ?? 5000) / 1000 });
+  const targetLufs = h('input', { type: 'number', name: 'target_lufs', min: -40, max: -6, step: 'any', inputmode: 'decimal', value: trainDefaults.target_lufs ?? -20 });
   const vecModel = h('input', { type: 'text', name: 'vec_model', maxlength: 100, value: trainDefaults.vec_model === undefined ? 'hubert-soft' : (trainDefaults.vec_model ?? 'none') });
   const maxEpochs = h('input', { type: 'number', name: 'max_epochs', min: 1, max: 100000, inputmode: 'numeric', value: trainDefaults.max_epochs ?? '' });
   const maxSteps = h('input', { type: 'number', name: 'max_steps', min: 1, inputmode: 'numeric', value: trainDefaults.max_steps ?? '' });
@@ -229,6 +231,8 @@ export async function render(main, [voiceId], ctx) {
         field('Separation model', sepModel, '(optional)'),
         field('Whisper PPG model', ppgModel, '(asset name, or none)'),
         field('HuBERT-soft model', vecModel, '(asset name, or none)'),
+        field('Shortest slice (seconds)', minSlice, '(Audio Slicer: 5)'),
+        field('Slice loudness (LUFS)', targetLufs, '(−20)'),
         h('div.full', dereverb.el),
       ),
     ),
@@ -253,6 +257,10 @@ export async function render(main, [voiceId], ctx) {
     const asset = (input) => (input.value.trim() === '' || input.value.trim().toLowerCase() === 'none' ? null : input.value.trim());
     body.ppg_model = asset(ppgModel);
     body.vec_model = asset(vecModel);
+    const minLen = parseFloat(minSlice.value);
+    if (Number.isFinite(minLen)) body.slicer = { min_length_ms: Math.round(minLen * 1000) };
+    const lufs = parseFloat(targetLufs.value);
+    if (Number.isFinite(lufs)) body.target_lufs = lufs;
     const num = (input, key, int = true) => {
       if (input.value.trim() === '') return;
       const v = int ? parseInt(input.value, 10) : parseFloat(input.value);
