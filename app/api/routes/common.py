@@ -84,3 +84,22 @@ def add_uploaded_track(
     track.storage_key = f"u/{user_id}/tracks/{track.id}/original{safe_extension(up.filename)}"
     move_into(storage, up, track.storage_key)
     return track
+
+
+BINARY = {"type": "string", "format": "binary"}
+FILES = {"type": "array", "items": BINARY}  # the repeated form field ``files``
+
+
+def multipart_body(properties: dict, required: list[str]) -> dict:
+    """``openapi_extra`` documenting a multipart/form-data body that the route parses itself
+    (uploads are streamed, so FastAPI never sees them as parameters)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "properties": properties, "required": required}
+                }
+            },
+        }
+    }

@@ -7,7 +7,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
-from app.api.routes.common import add_uploaded_track, conversion_public, enqueue
+from app.api.routes.common import (
+    FILES,
+    add_uploaded_track,
+    conversion_public,
+    enqueue,
+    multipart_body,
+)
 from app.db import crud
 from app.db.models import Conversion, TrackRole
 from app.schemas import ConversionOptions, ConversionPublic, JobPublic, RemixRequest
@@ -21,31 +27,15 @@ router = APIRouter(prefix="/conversions", tags=["conversions"])
     "",
     response_model=list[ConversionPublic],
     status_code=status.HTTP_201_CREATED,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "voice_id": {"type": "string"},
-                            "options": {
-                                "type": "string",
-                                "description": "ConversionOptions as JSON",
-                            },
-                            "vocals_only": {"type": "boolean"},
-                            "files": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                            },
-                        },
-                        "required": ["voice_id", "files"],
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body(
+        {
+            "voice_id": {"type": "string"},
+            "options": {"type": "string", "description": "ConversionOptions as JSON"},
+            "vocals_only": {"type": "boolean"},
+            "files": FILES,
+        },
+        ["voice_id", "files"],
+    ),
 )
 async def create_conversions(
     request: Request,

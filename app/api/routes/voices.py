@@ -4,7 +4,14 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
-from app.api.routes.common import add_uploaded_track, enqueue, voice_public
+from app.api.routes.common import (
+    BINARY,
+    FILES,
+    add_uploaded_track,
+    enqueue,
+    multipart_body,
+    voice_public,
+)
 from app.db import crud
 from app.db.models import TrackRole, TrackStatus
 from app.schemas import (
@@ -34,23 +41,7 @@ def create_voice(body: VoiceCreate, user: CurrentUser, session: SessionDep) -> V
     "/import",
     response_model=UploadResult,
     status_code=status.HTTP_201_CREATED,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "name": {"type": "string"},
-                            "files": {"type": "string", "format": "binary"},
-                        },
-                        "required": ["files"],
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body({"name": {"type": "string"}, "files": BINARY}, ["files"]),
 )
 async def import_voice(
     request: Request,
@@ -157,26 +148,7 @@ def delete_voice(
     "/{voice_id}/tracks",
     response_model=UploadResult,
     status_code=status.HTTP_201_CREATED,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "files": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                            },
-                            "vocals_only": {"type": "boolean"},
-                        },
-                        "required": ["files"],
-                    }
-                }
-            },
-        }
-    },
+    openapi_extra=multipart_body({"files": FILES, "vocals_only": {"type": "boolean"}}, ["files"]),
 )
 async def upload_tracks(
     voice_id: str,
