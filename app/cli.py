@@ -110,7 +110,7 @@ def users_list() -> None:
 # --- processes ----------------------------------------------------------------------------
 
 
-def worker_argv(queues: str, loglevel: str = "INFO") -> list[str]:
+def worker_argv(queues: str, loglevel: str = "INFO", name: str | None = None) -> list[str]:
     # solo pool: one task at a time per process (one per GPU), models stay loaded between
     # tasks, and cancellation is cooperative through the job row.
     return [
@@ -127,7 +127,7 @@ def worker_argv(queues: str, loglevel: str = "INFO") -> list[str]:
         "--without-gossip",
         "--without-mingle",
         "-n",
-        f"svc-{queues.replace(',', '-')}-%h-{os.getpid()}",
+        name or f"svc-{queues.replace(',', '-')}-%h-{os.getpid()}",
     ]
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from app.cli import worker_argv
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,22 +84,8 @@ class Stack:
         n = len(self.workers)
         log = open(self.log_dir / f"worker{n}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "--pool=solo",
-                "-Q",
-                queues,
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "-n",
-                f"test{n}-{os.getpid()}@%h",
-            ],
+            # the command `svc-studio worker` runs, with a node name per test worker
+            worker_argv(queues, name=f"test{n}-{os.getpid()}@%h"),
             env=self.env,
             cwd=ROOT,
             stdout=log,
