@@ -207,10 +207,18 @@ def pytest_runtest_makereport(item, call):
 
 
 @contextmanager
-def paused(proc) -> Iterator[None]:
-    """Freeze a worker process (SIGSTOP) so jobs stay queued; always resumed."""
-    proc.send_signal(signal.SIGSTOP)
+def no_worker(stack: Stack) -> Iterator[None]:
+    """Stop the stack's workers (a warm shutdown: they unregister and leave no transaction
+    open) so new jobs stay queued; afterwards start a fresh worker and wait until it serves
+    every queue. Freezing a worker with SIGSTOP instead can freeze it inside a SQLite write
+    transaction (its heartbeat), which locks every other writer out."""
+    for proc in stack.workers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in stack.workers:
+        proc.wait(timeout=30)
     try:
         yield
     finally:
-        proc.send_signal(signal.SIGCONT)
+        stack.start_worker()
+        stack.wait_for_worker()
