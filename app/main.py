@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 
 from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices
 from app.core.config import Settings, get_settings
 from app.storage import LocalStorage
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+log = logging.getLogger(__name__)
+
+DB_UNAVAILABLE = (
+    "The database is busy or unreachable, so the request was not carried out "
+    "(nothing was changed). Try again in a few seconds."
+)
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A locked SQLite file (another process holds the write lock past the busy timeout) or a
+    PostgreSQL server that is down or dropped the connection: 503 with Retry-After, not 500."""
+    log.warning("database unavailable for %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        status_code=503, content={"detail": DB_UNAVAILABLE}, headers={"Retry-After": "5"}
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.state.storage = LocalStorage(settings.storage_dir)
+    app.add_exception_handler(OperationalError, database_unavailable)
 
     api = APIRouter(prefix="/api/v1")
     for module in (health, auth, voices, tracks, jobs, conversions, artifacts):

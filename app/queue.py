@@ -7,12 +7,23 @@ The API never imports worker code or models: it inserts the Job row, commits, th
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 
 from celery import Celery
+from sqlalchemy import case, update
+from sqlalchemy.orm import Session
 
 from app.core.config import Settings
+from app.db.models import Job, JobStatus, utcnow
 from worker.names import queue_for, task_name
+
+log = logging.getLogger(__name__)
+
+BROKER_DOWN = (
+    "{stage}: waiting for the job queue (the broker is unreachable); the job is sent to a "
+    "worker as soon as the broker is back"
+)
 
 
 @lru_cache(maxsize=4)
@@ -38,6 +49,31 @@ def send_stage(settings: Settings, *, job_id: str, stage: str) -> None:
         kwargs={"job_id": job_id, "stage": stage},
         queue=queue_for(stage),
         expires=settings.job_message_expires_s,
+    )
+
+
+def mark_dispatched(session: Session, *, job_id: str, stage: str) -> None:
+    """Record that the broker holds the message for the job's current queued stage (and
+    take back a "waiting for the job queue" status line)."""
+    down = BROKER_DOWN.format(stage=stage)
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.stage == stage, Job.status == JobStatus.queued.value)
+        .values(
+            dispatched_at=utcnow(),
+            message=case(
+                (Job.message == down, f"{stage}: waiting for a worker"), else_=Job.message
+            ),
+        )
+    )
+
+
+def mark_undispatched(session: Session, *, job_id: str, stage: str) -> None:
+    """The broker refused the message: say so on the job, which stays queued and unsent."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.stage == stage, Job.status == JobStatus.queued.value)
+        .values(message=BROKER_DOWN.format(stage=stage))
     )
 
 

@@ -90,6 +90,7 @@ def _background(queues: str) -> None:
             if now - last_watchdog >= settings.watchdog_interval_s:
                 last_watchdog = now
                 rtm.requeue_stale(rt)
+                rtm.redispatch_unsent(rt)
         except Exception:  # noqa: BLE001 - keep beating through DB hiccups
             log.exception("worker background loop")
         _stop_background.wait(settings.heartbeat_interval_s)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = Field(default=5.0, gt=0)
     heartbeat_timeout_s: float = Field(default=60.0, gt=0)
     watchdog_interval_s: float = Field(default=10.0, gt=0)
+    # a queued job whose message the broker never accepted is re-sent by the workers after this
+    redispatch_after_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     progress_min_interval_s: float = 0.5
 

@@ -185,6 +185,9 @@ class Job(Base):
     stage_started_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
+    # when the broker accepted the message for the current queued stage; NULL while a queued
+    # job's message is still unsent (broker down), which the workers' sweep re-sends
+    dispatched_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, onupdate=utcnow)

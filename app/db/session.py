@@ -6,14 +6,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # How long a writer waits for another process's write lock before giving up
+        # ("database is locked", which the API answers with 503): 30 s unless the URL says
+        # otherwise (``sqlite:///path.db?timeout=5``).
+        args: dict[str, object] = {"check_same_thread": False}
+        if "timeout" not in make_url(url).query:
+            args["timeout"] = 30
+        engine = create_engine(url, connect_args=args)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -21,7 +27,6 @@ def get_engine(url: str) -> Engine:
             # WAL lets the API read while a worker writes; foreign keys are off by default.
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
         return engine

@@ -57,7 +57,9 @@ class Stack:
         self.tokens[name] = token
         return token
 
-    def start_api(self) -> None:
+    def start_api(self, healthy: bool = True) -> None:
+        """Start uvicorn; wait until health answers below 500 (or, when the test breaks the
+        database or broker on purpose, ``healthy=False``: until it answers at all)."""
         log = open(self.log_dir / "api.log", "ab")  # noqa: SIM115 - lives with the process
         self.api = subprocess.Popen(
             [
@@ -78,7 +80,9 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        self.wait_for(lambda: self._get_ok("/api/v1/health"), 60, "API start")
+        self.wait_for(
+            lambda: self._get_ok("/api/v1/health", any_status=not healthy), 60, "API start"
+        )
 
     def start_worker(self, queues: str = "cpu,gpu") -> subprocess.Popen:
         n = len(self.workers)
@@ -101,9 +105,10 @@ class Stack:
 
         self.wait_for(ready, timeout, "worker ready")
 
-    def _get_ok(self, path: str) -> bool:
+    def _get_ok(self, path: str, any_status: bool = False) -> bool:
         try:
-            return httpx.get(self.url + path, timeout=2).status_code < 500
+            code = httpx.get(self.url + path, timeout=10).status_code
+            return any_status or code < 500
         except httpx.HTTPError:
             return False
 

@@ -178,3 +178,47 @@ def test_lost_job_is_not_overwritten(rt, stage_fn):
     assert run_stage(rt, job_id=job_id, stage="ingest") == "lost"
     job = _get(rt, job_id)
     assert job.status == "running" and job.worker == "other:1"
+
+
+def test_a_stage_the_broker_refuses_stays_queued_until_the_sweep_sends_it(rt, stage_fn):
+    """The broker is down when a stage finishes: the job is not lost or failed; it waits,
+    unsent, and the sweep sends it (only after the grace period, only once)."""
+    stage_fn(lambda rt_, h: None)
+    job_id = _job(rt)
+    up = rt.send_stage
+
+    def down(job_id, stage, countdown=None):
+        raise ConnectionRefusedError("Error 111 connecting to broker")
+
+    rt.send_stage = down
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "advanced"
+    job = _get(rt, job_id)
+    assert job.status == "queued" and job.stage == "separate" and job.dispatched_at is None
+    assert "broker is unreachable" in job.message
+    assert rtm.redispatch_unsent(rt) == []  # broker still down, and within the grace period
+
+    rt.send_stage = up
+    assert rtm.redispatch_unsent(rt) == []  # within the grace period: not yet
+    with rt.scope() as s:
+        s.execute(
+            update(Job).where(Job.id == job_id).values(queued_at=utcnow() - timedelta(minutes=5))
+        )
+    assert rtm.redispatch_unsent(rt) == [job_id]
+    assert rt.sent[-1] == (job_id, "separate")
+    job = _get(rt, job_id)
+    assert job.dispatched_at is not None and job.message == "separate: waiting for a worker"
+    assert rtm.redispatch_unsent(rt) == []  # sent once
+
+
+def test_a_stage_the_broker_accepts_is_marked_sent(rt, stage_fn):
+    stage_fn(lambda rt_, h: None)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "advanced"
+    assert rt.sent == [(job_id, "separate")]
+    assert _get(rt, job_id).dispatched_at is not None
+    with rt.scope() as s:
+        s.execute(
+            update(Job).where(Job.id == job_id).values(queued_at=utcnow() - timedelta(minutes=5))
+        )
+    assert rtm.redispatch_unsent(rt) == []
+

@@ -81,7 +81,7 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
         if attempts < _max_attempts(rt, job_id) and rtm.requeue(
             rt, job_id=job_id, reason=f"{stage}: retrying after a temporary error"
         ):
-            rt.send_stage(job_id, stage, countdown=min(60, 2**attempts))
+            rt.dispatch(job_id, stage, countdown=min(60, 2**attempts))
             return "retry"
         rtm.fail(
             rt, job_id=job_id, error=f"Temporary error persisted: {exc}", tb=rtm.format_tb(exc)
@@ -100,7 +100,7 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
     finally:
         h.stop_heartbeat()
     if nxt is not None:
-        rt.send_stage(job_id, nxt)
+        rt.dispatch(job_id, nxt)
         return "advanced"
     if kind in VOICE_KINDS:
         _voice_status(rt, job_id, VoiceStatus.ready)
@@ -118,7 +118,7 @@ def _stopped(rt: rtm.Runtime, h: rtm.JobHandle) -> str:
         return "cancelled"
     # worker shutting down: hand the job back so another worker resumes it
     if rtm.requeue(rt, job_id=h.job_id, reason=f"{h.stage}: worker stopped, resuming elsewhere"):
-        rt.send_stage(h.job_id, h.stage)
+        rt.dispatch(h.job_id, h.stage)
     return "requeued"
 
 

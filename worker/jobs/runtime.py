@@ -26,6 +26,7 @@ from app.core.config import Settings
 from app.db import crud
 from app.db.models import Job, JobStatus, utcnow
 from app.db.session import get_sessionmaker, session_scope
+from app.queue import mark_dispatched, mark_undispatched
 from app.storage import LocalStorage
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,22 @@ class Runtime:
 
     def scope(self):
         return session_scope(self.settings.database_url)
+
+    def dispatch(self, job_id: str, stage: str, countdown: float | None = None) -> bool:
+        """Send a queued job's stage to the broker and record it; a broker that is down
+        leaves the job queued and unsent for ``redispatch_unsent``. Never raises for that."""
+        try:
+            self.send_stage(job_id, stage, countdown=countdown)
+        except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types
+            log.warning(
+                "job %s: broker refused stage %s (%s); left for the sweep", job_id, stage, exc
+            )
+            with self.scope() as s:
+                mark_undispatched(s, job_id=job_id, stage=stage)
+            return False
+        with self.scope() as s:
+            mark_dispatched(s, job_id=job_id, stage=stage)
+        return True
 
 
 def claim(rt: Runtime, *, job_id: str, stage: str) -> bool:
@@ -239,6 +256,7 @@ def complete_stage(rt: Runtime, h: JobHandle) -> str | None:
                 "stage_progress": 0.0,
                 "progress": (h.stage_index + 1) / len(stages),
                 "queued_at": utcnow(),
+                "dispatched_at": None,
                 "message": f"{nxt}: waiting for a worker",
                 "eta_s": None,
                 "attempts": 0,
@@ -287,6 +305,7 @@ def requeue(rt: Runtime, *, job_id: str, reason: str) -> bool:
                 status=JobStatus.queued.value,
                 worker=None,
                 queued_at=utcnow(),
+                dispatched_at=None,
                 message=reason,
                 eta_s=None,
             )
@@ -341,16 +360,38 @@ def requeue_stale(rt: Runtime) -> list[tuple[str, str]]:
                         status=JobStatus.queued.value,
                         worker=None,
                         queued_at=utcnow(),
+                        dispatched_at=None,
                         message=f"{stage}: worker lost, resuming from the last checkpoint",
                     )
                 )
                 action = "requeued"
         if res.rowcount:
             if action == "requeued":
-                rt.send_stage(job_id, stage)
+                rt.dispatch(job_id, stage)
             actions.append((job_id, action))
             log.warning("watchdog: job %s %s", job_id, action)
     return actions
+
+
+def redispatch_unsent(rt: Runtime) -> list[str]:
+    """Send the queued jobs whose message the broker never accepted (it was down when they
+    were queued) and that waited longer than ``redispatch_after_s``. Returns their ids."""
+    cutoff = utcnow() - timedelta(seconds=rt.settings.redispatch_after_s)
+    with rt.scope() as s:
+        unsent = s.execute(
+            select(Job.id, Job.stage).where(
+                Job.status == JobStatus.queued.value,
+                Job.dispatched_at.is_(None),
+                Job.queued_at < cutoff,
+                Job.cancel_requested.is_(False),
+            )
+        ).all()
+    sent = []
+    for job_id, stage in unsent:
+        if stage and rt.dispatch(job_id, stage):
+            log.warning("sweep: job %s stage %s sent to the broker", job_id, stage)
+            sent.append(job_id)
+    return sent
 
 
 def beat_worker(rt: Runtime, *, queues: str, device: str) -> None:

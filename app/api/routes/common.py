@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.db import crud
 from app.db.models import Artifact, Conversion, Job, Track, TrackRole, TrackStatus, Voice
-from app.queue import send_stage
+from app.queue import mark_dispatched, mark_undispatched, send_stage
 from app.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
 from app.storage import LocalStorage
 from app.uploads import UploadedFile, move_into, safe_extension
+
+log = logging.getLogger(__name__)
 
 
 def artifact_public(a: Artifact) -> ArtifactPublic:
@@ -50,10 +54,24 @@ def conversion_public(session: Session, c: Conversion) -> ConversionPublic:
 
 def enqueue(session: Session, settings: Settings, job: Job) -> None:
     """Commit the job row first, then send its first stage: a worker never sees a job id
-    that is not in the database yet."""
+    that is not in the database yet.
+
+    A broker that is down does not lose the request: the job stays queued with its message
+    marked unsent (and a plain status line), and the workers' sweep sends it once the broker
+    answers again (``worker.jobs.runtime.redispatch_unsent``).
+    """
     session.commit()
-    assert job.stage is not None
-    send_stage(settings, job_id=job.id, stage=job.stage)
+    stage = job.stage
+    assert stage is not None
+    try:
+        send_stage(settings, job_id=job.id, stage=stage)
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the job is kept
+        log.warning("job %s: broker refused stage %s (%s); left for the sweep", job.id, stage, exc)
+        mark_undispatched(session, job_id=job.id, stage=stage)
+    else:
+        mark_dispatched(session, job_id=job.id, stage=stage)
+    session.commit()
+    session.refresh(job)
 
 
 def add_uploaded_track(
