@@ -222,3 +222,17 @@ def test_a_stage_the_broker_accepts_is_marked_sent(rt, stage_fn):
         )
     assert rtm.redispatch_unsent(rt) == []
 
+
+def test_progress_never_moves_back_within_a_stage(rt, stage_fn):
+    seen = []
+
+    def fn(rt_, h):
+        h.progress("ingest", 0.6, force=True)
+        h.progress("ingest", 0.3, "ingest: a later sub-step that starts its own count", force=True)
+        job = _get(rt, h.job_id)
+        seen.append((job.stage_progress, job.message))
+
+    stage_fn(fn)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "advanced"
+    assert seen == [(0.6, "ingest: a later sub-step that starts its own count")]

@@ -114,6 +114,7 @@ class JobHandle:
     stage_index: int
     n_stages: int
     _last_progress_write: float = 0.0
+    _fraction: float = 0.0  # the highest stage fraction reported by this run of the stage
     _last_stop_check: float = 0.0
     _cancel: bool = False
     _lost: bool = False
@@ -163,7 +164,9 @@ class JobHandle:
         if not force and now - self._last_progress_write < self.rt.settings.progress_min_interval_s:
             return
         self._last_progress_write = now
-        f = min(max(float(fraction), 0.0), 1.0)
+        # a progress bar never moves back within one run of a stage
+        f = min(max(float(fraction), self._fraction), 1.0)
+        self._fraction = f
         elapsed = now - self._started
         eta = elapsed * (1.0 - f) / f if f > 0.01 else None
         values: dict[str, Any] = {

@@ -88,7 +88,8 @@ class CurveRecorder:
             )
             self.h.progress(
                 "train",
-                float(e.get("fraction") or 0.0),
+                # steps fill 0..0.95 of the stage; exporting the voice is the rest
+                0.95 * float(e.get("fraction") or 0.0),
                 f"train: step {e['step']}, mel loss {losses.get('mel', 0):.3f}",
             )
         elif kind == "eval":
