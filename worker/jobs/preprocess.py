@@ -49,6 +49,15 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def f0_params(rt: Runtime, method: str):
+    """F0 settings for a method: only RMVPE needs a weights file from the model assets."""
+    from svc_core.assets import asset_path
+    from svc_core.f0.base import F0Params
+
+    weights = str(asset_path("rmvpe", rt.settings.models_dir)) if method == "rmvpe" else None
+    return F0Params(method=method, device="cuda" if _cuda() else "cpu", weights_path=weights)
+
+
 def preprocess_params(rt: Runtime, feats: dict):
     from svc_core.assets import asset_path
     from svc_core.preprocess import params_for

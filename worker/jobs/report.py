@@ -12,7 +12,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     from svc_core.audio.io import load_audio
     from svc_core.quality import quality_report
     from svc_core.speaker import load_spk
-    from worker.jobs.convert import convert_params
+    from worker.jobs.preprocess import f0_params
 
     job = snapshot(rt, h)
     ctx = conversion_context(rt, job)
@@ -29,7 +29,6 @@ def run(rt: Runtime, h: JobHandle) -> None:
     conv_audio, conv_sr = load_audio(rt.storage.path(converted.storage_key))
     src_audio, src_sr = load_audio(rt.storage.path(source.storage_key))
     h.progress("report", 0.3)
-    params = convert_params(rt, features, options)
     semitones = float((report.get("transpose") or {}).get("semitones", 0.0))
     q = quality_report(
         conv_audio,
@@ -38,7 +37,8 @@ def run(rt: Runtime, h: JobHandle) -> None:
         src_sr,
         load_spk(rt.storage.path(spk.storage_key)),
         transpose_semitones=semitones,
-        f0=params.f0,
+        # the conversion's F0 method; the content encoders are not needed to measure
+        f0=f0_params(rt, options.get("f0_method") or features["f0_method"]),
     )
     verdicts = list(q.verdicts)
     fit = (report.get("transpose") or {}).get("fit")
