@@ -12,11 +12,15 @@ from sqlalchemy.exc import OperationalError
 
 from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices
 from app.core.config import Settings, get_settings
-from app.storage import LocalStorage
+from app.storage import LocalStorage, is_disk_full
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
 log = logging.getLogger(__name__)
 
+STORAGE_FULL = (
+    "The server ran out of storage space, so the request was not carried out (nothing was "
+    "kept). Free some space (or ask the administrator to) and try again."
+)
 DB_UNAVAILABLE = (
     "The database is busy or unreachable, so the request was not carried out "
     "(nothing was changed). Try again in a few seconds."
@@ -30,6 +34,15 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(
         status_code=503, content={"detail": DB_UNAVAILABLE}, headers={"Retry-After": "5"}
     )
+
+
+async def storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """The storage volume is full (or a quota is): 507 in plain words. Routes clean up what
+    they wrote before the error reaches here. Any other OS error is a real fault (500)."""
+    if not is_disk_full(exc):
+        raise exc
+    log.error("storage full during %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=507, content={"detail": STORAGE_FULL})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.state.storage = LocalStorage(settings.storage_dir)
     app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(OSError, storage_error)
 
     api = APIRouter(prefix="/api/v1")
     for module in (health, auth, voices, tracks, jobs, conversions, artifacts):

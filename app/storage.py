@@ -9,6 +9,7 @@ crash never leaves one behind under the final name.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -21,6 +22,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 CHUNK = 1024 * 1024
+# the disk, a quota or the process's file size limit is full
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL
 
 
 class StorageKeyError(ValueError):

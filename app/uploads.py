@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.storage import HashingWriter, LocalStorage
+from app.storage import HashingWriter, LocalStorage, is_disk_full
 
 MAX_FIELD_BYTES = 64 * 1024
 # After an upload goes over the limit, keep reading (and discarding) up to this much more so
@@ -31,6 +31,12 @@ AUDIO_FORMATS = "WAV, FLAC, MP3, OGG/Opus, M4A/AAC, AIFF, WebM/Matroska, WavPack
 
 class UploadError(HTTPException):
     pass
+
+
+STORAGE_FULL = (
+    "The server ran out of storage space while receiving {what}; nothing was kept. "
+    "Free some space (or ask the administrator to) and upload again."
+)
 
 
 @dataclass
@@ -180,7 +186,13 @@ async def parse_upload(
             if w.size + len(chunk) > max_file_bytes:
                 state["error"] = UploadError(413, _too_large(max_file_bytes, up.filename))
                 return
-            w.write(chunk)
+            try:
+                w.write(chunk)
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                state["error"] = UploadError(507, STORAGE_FULL.format(what=f"'{up.filename}'"))
+                return
         else:
             if len(state["value"]) + len(chunk) > MAX_FIELD_BYTES:
                 state["error"] = UploadError(413, f"Form field '{state['name']}' is too large.")
@@ -219,12 +231,21 @@ async def parse_upload(
             parser.write(chunk)
         parser.finalize()
     except HTTPException:
+        out.cleanup()
+        raise
+    except OSError as exc:  # the server's side: storage, not the client's body
+        out.cleanup()
+        if is_disk_full(exc):
+            raise UploadError(507, STORAGE_FULL.format(what="the upload")) from exc
         raise
     except Exception as exc:  # noqa: BLE001 - malformed bodies are the client's error
         state["error"] = state["error"] or UploadError(400, f"Malformed upload: {exc}")
     finally:
         if state["fh"] is not None:
-            state["fh"].close()
+            try:
+                state["fh"].close()
+            except OSError:  # flushing the rest failed (disk full): the file is dropped anyway
+                out.cleanup()
     if state["error"] is not None:
         out.cleanup()
         raise state["error"]

@@ -79,6 +79,52 @@ def test_locked_sqlite_gives_503_with_retry_after_and_changes_nothing(tmp_path):
         get_engine(sqlite_url(db)).dispose()
 
 
+def test_full_storage_gives_507_and_keeps_nothing(tmp_path):
+    """The API process may not write files past 2 MiB (RLIMIT_FSIZE: the kernel answers
+    EFBIG, as a full disk answers ENOSPC): a bigger upload is refused with 507 and leaves
+    nothing behind; a small one still works; what was stored before is untouched."""
+    import resource
+
+    db = tmp_path / "svc.db"
+    s = make_stack(tmp_path, sqlite_url(db))
+    try:
+        s.create_user("alice")
+        s.start_api()
+        with s.client("alice") as c:
+            voice = c.post("/api/v1/voices", json={"name": "Full"}).json()
+            small = song(tmp_path / "small.wav", seconds=2)
+            first = c.post(
+                f"/api/v1/voices/{voice['id']}/tracks",
+                files=[("files", (small.name, small.read_bytes(), "audio/wav"))],
+            )
+            assert first.status_code == 201, first.text
+            before = {p: p.read_bytes() for p in stored_files(s)}
+
+            limit = 2 * 1024 * 1024
+            resource.prlimit(s.api.pid, resource.RLIMIT_FSIZE, (limit, limit))
+            big = song(tmp_path / "big.wav", seconds=30)  # 16-bit 44.1 kHz: 2.6 MB
+            assert big.stat().st_size > limit
+            r = c.post(
+                f"/api/v1/voices/{voice['id']}/tracks",
+                files=[("files", (big.name, big.read_bytes(), "audio/wav"))],
+            )
+            assert r.status_code == 507, r.text
+            assert "ran out of storage space" in r.json()["detail"]
+            assert "big.wav" in r.json()["detail"]
+
+            tracks = c.get(f"/api/v1/voices/{voice['id']}/tracks").json()
+            assert [t["filename"] for t in tracks] == ["small.wav"]
+            assert {p: p.read_bytes() for p in stored_files(s)} == before
+            again = c.post(
+                f"/api/v1/voices/{voice['id']}/tracks",
+                files=[("files", ("again.wav", small.read_bytes(), "audio/wav"))],
+            )
+            assert again.status_code == 201, again.text
+    finally:
+        s.stop()
+        get_engine(sqlite_url(db)).dispose()
+
+
 def test_unreachable_postgresql_gives_503_not_500(tmp_path):
     url = f"postgresql+psycopg://svc@127.0.0.1:{free_port()}/nothing?connect_timeout=2"
     s = make_stack(tmp_path, url)

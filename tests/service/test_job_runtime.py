@@ -236,3 +236,33 @@ def test_progress_never_moves_back_within_a_stage(rt, stage_fn):
     job_id = _job(rt)
     assert run_stage(rt, job_id=job_id, stage="ingest") == "advanced"
     assert seen == [(0.6, "ingest: a later sub-step that starts its own count")]
+
+
+def test_full_disk_fails_the_job_in_plain_words_other_os_errors_are_internal(rt, stage_fn):
+    import errno
+
+    def full(rt_, h):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    stage_fn(full)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "failed"
+    job = _get(rt, job_id)
+    assert job.status == "failed"
+    assert job.error.startswith("The server ran out of storage space during stage 'ingest'")
+    assert "No space left on device" in job.error and "OSError" in job.traceback
+
+    def denied(rt_, h):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    stage_fn(denied)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "failed"
+    assert _get(rt, job_id).error.startswith("Internal error in stage 'ingest': PermissionError")
+
+    def refused(rt_, h):  # an OSError too, but a temporary one: retried, not failed
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    stage_fn(refused)
+    job_id = _job(rt)
+    assert run_stage(rt, job_id=job_id, stage="ingest") == "retry"

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy.exc import OperationalError
 
 from app.db.models import Job, JobStatus, Voice, VoiceStatus
+from app.storage import is_disk_full
 from svc_core.errors import (
     AssetMissingError,
     BadInputError,
@@ -87,16 +88,21 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
             rt, job_id=job_id, error=f"Temporary error persisted: {exc}", tb=rtm.format_tb(exc)
         )
         return "failed"
-    except Exception as exc:  # noqa: BLE001 - never crash the worker; record and fail the job
-        log.exception("job %s stage %s crashed", job_id, stage)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            return _crashed(rt, job_id, stage, exc)
+        log.error("job %s stage %s: storage full: %s", job_id, stage, exc)
         rtm.fail(
             rt,
             job_id=job_id,
-            error=f"Internal error in stage '{stage}': {type(exc).__name__}: {exc}",
+            error=f"The server ran out of storage space during stage '{stage}' ({exc.strerror}). "
+            "Free some space (or ask the administrator to), then start the job again.",
             tb=rtm.format_tb(exc),
         )
         _voice_status(rt, job_id, VoiceStatus.failed)
         return "failed"
+    except Exception as exc:  # noqa: BLE001 - never crash the worker; record and fail the job
+        return _crashed(rt, job_id, stage, exc)
     finally:
         h.stop_heartbeat()
     if nxt is not None:
@@ -105,6 +111,18 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
     if kind in VOICE_KINDS:
         _voice_status(rt, job_id, VoiceStatus.ready)
     return "succeeded"
+
+
+def _crashed(rt: rtm.Runtime, job_id: str, stage: str, exc: BaseException) -> str:
+    log.exception("job %s stage %s crashed", job_id, stage)
+    rtm.fail(
+        rt,
+        job_id=job_id,
+        error=f"Internal error in stage '{stage}': {type(exc).__name__}: {exc}",
+        tb=rtm.format_tb(exc),
+    )
+    _voice_status(rt, job_id, VoiceStatus.failed)
+    return "failed"
 
 
 def _stopped(rt: rtm.Runtime, h: rtm.JobHandle) -> str:
