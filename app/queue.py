@@ -7,7 +7,6 @@ The API never imports worker code or models: it inserts the Job row, commits, th
 from __future__ import annotations
 
 import json
-import logging
 from functools import lru_cache
 
 from celery import Celery
@@ -17,8 +16,6 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.db.models import Job, JobStatus, utcnow
 from worker.names import queue_for, task_name
-
-log = logging.getLogger(__name__)
 
 BROKER_DOWN = (
     "{stage}: waiting for the job queue (the broker is unreachable); the job is sent to a "

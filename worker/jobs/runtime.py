@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -62,16 +63,18 @@ class Runtime:
         leaves the job queued and unsent for ``redispatch_unsent``. Never raises for that."""
         try:
             self.send_stage(job_id, stage, countdown=countdown)
+            sent = True
         except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types
             log.warning(
                 "job %s: broker refused stage %s (%s); left for the sweep", job_id, stage, exc
             )
+            sent = False
+        try:  # best effort: an unrecorded send is only sent again by the sweep (harmless)
             with self.scope() as s:
-                mark_undispatched(s, job_id=job_id, stage=stage)
-            return False
-        with self.scope() as s:
-            mark_dispatched(s, job_id=job_id, stage=stage)
-        return True
+                (mark_dispatched if sent else mark_undispatched)(s, job_id=job_id, stage=stage)
+        except OperationalError as exc:
+            log.warning("job %s: could not record the send of stage %s: %s", job_id, stage, exc)
+        return sent
 
 
 def claim(rt: Runtime, *, job_id: str, stage: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
@@ -65,13 +66,21 @@ def enqueue(session: Session, settings: Settings, job: Job) -> None:
     assert stage is not None
     try:
         send_stage(settings, job_id=job.id, stage=stage)
+        sent = True
     except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the job is kept
         log.warning("job %s: broker refused stage %s (%s); left for the sweep", job.id, stage, exc)
-        mark_undispatched(session, job_id=job.id, stage=stage)
-    else:
-        mark_dispatched(session, job_id=job.id, stage=stage)
-    session.commit()
-    session.refresh(job)
+        sent = False
+    # The job and its inputs are committed: from here on nothing may undo them. Recording the
+    # send is best effort (a failure only means the sweep sends the message a second time,
+    # which the workers' conditional claim makes harmless).
+    try:
+        mark = mark_dispatched if sent else mark_undispatched
+        mark(session, job_id=job.id, stage=stage)
+        session.commit()
+        session.refresh(job)
+    except OperationalError as exc:
+        session.rollback()
+        log.warning("job %s: could not record the send of stage %s: %s", job.id, stage, exc)
 
 
 def add_uploaded_track(
