@@ -73,9 +73,10 @@ def preprocess_params(rt: Runtime, feats: dict):
         ppg_checkpoint=resolve(feats["ppg_model"]),
         vec_checkpoint=resolve(feats["vec_model"]),
         device="cuda" if _cuda() else "cpu",
-        f0_weights=resolve("rmvpe") if feats["f0_method"] == "rmvpe" else None,
     )
-    return replace(params, target_lufs=feats.get("target_lufs", -20.0))
+    return replace(
+        params, f0=f0_params(rt, feats["f0_method"]), target_lufs=feats.get("target_lufs", -20.0)
+    )
 
 
 def voice_slices(rt: Runtime, *, user_id: str, voice_id: str) -> list[Path]:
