@@ -248,6 +248,41 @@ def cancel_job(session: Session, *, job: Job) -> str:
     return job.status
 
 
+def retry_job(session: Session, *, job: Job) -> bool:
+    """Queue a failed or cancelled job again at the stage where it stopped. Its state (resume
+    data, checkpoints, cached chunks, earlier stages' artifacts) is kept, so it continues
+    rather than starting over. False when the job is not failed/cancelled any more."""
+    stages = list(job.stages)
+    stage = job.stage if job.stage in stages else stages[0]
+    res = session.execute(
+        update(Job)
+        .where(
+            Job.id == job.id,
+            Job.status.in_((JobStatus.failed.value, JobStatus.cancelled.value)),
+        )
+        .values(
+            status=JobStatus.queued.value,
+            stage=stage,
+            stage_progress=0.0,
+            progress=stages.index(stage) / len(stages),
+            cancel_requested=False,
+            attempts=0,
+            error=None,
+            traceback=None,
+            eta_s=None,
+            worker=None,
+            heartbeat_at=None,
+            finished_at=None,
+            queued_at=utcnow(),
+            dispatched_at=None,
+            message=f"{stage}: waiting for a worker (retry)",
+        )
+    )
+    session.flush()
+    session.refresh(job)
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
 # --- artifacts ----------------------------------------------------------------------------
 
 

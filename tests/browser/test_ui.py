@@ -286,6 +286,13 @@ def test_jobs_page_lists_jobs_and_cancels(open_session, stack, tmp_path):
     later = api_upload(stack, "alice", voice["id"], song(tmp_path / "after.wav", seconds=2))
     assert later["job"]["status"] == "succeeded", later["job"]
     assert api_job(stack, "alice", queued["id"])["status"] == "cancelled"
+    # Retry queues the same job again; it runs and leaves the cancelled list
+    page.locator(f'tr[data-job-id="{queued["id"]}"]').get_by_role("button", name="Retry").click()
+    page.wait_for_selector(
+        f'#jobs[aria-busy=false] tr[data-job-id="{queued["id"]}"]', state="detached"
+    )
+    job = wait_job_status(stack, "alice", queued["id"], 60)
+    assert job["status"] == "succeeded", job
 
 
 def test_conversion_upload_shows_live_job(open_session, stack, tmp_path):

@@ -370,6 +370,32 @@ def test_cancel_a_running_job(stack, tmp_path):
         assert "uploaded" in statuses  # it stopped before the end
         assert c.post(f"/api/v1/jobs/{job_id}/cancel").status_code == 409
 
+        # retry: the same job continues where it stopped; finished work is not redone
+        done_before = {
+            a["track_id"]: a["id"]
+            for a in c.get(f"/api/v1/jobs/{job_id}/artifacts").json()
+            if a["kind"] == "decoded"
+        }
+        with stack.client("bob") as other:
+            assert other.post(f"/api/v1/jobs/{job_id}/retry").status_code == 404
+        r = c.post(f"/api/v1/jobs/{job_id}/retry")
+        assert r.status_code == 202, r.text
+        assert r.json()["id"] == job_id and r.json()["status"] in ("queued", "running")
+        assert r.json()["error"] is None and r.json()["cancel_requested"] is False
+        job = wait_job(c, job_id, timeout=180)
+        assert job["status"] == "succeeded", job
+        tracks = c.get(f"/api/v1/voices/{v['id']}/tracks").json()
+        assert [t["status"] for t in tracks] == ["ready"] * len(files)
+        decoded = [
+            a for a in c.get(f"/api/v1/jobs/{job_id}/artifacts").json() if a["kind"] == "decoded"
+        ]
+        assert len(decoded) == len(files)  # one per track: none decoded twice
+        assert {a["track_id"]: a["id"] for a in decoded if a["track_id"] in done_before} == (
+            done_before
+        )
+        r = c.post(f"/api/v1/jobs/{job_id}/retry")
+        assert r.status_code == 409 and "succeeded" in r.json()["detail"]
+
 
 def test_training_on_a_too_short_song_fails_at_slicing_with_a_plain_message(stack, tmp_path):
     with stack.client("alice") as c:

@@ -10,11 +10,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, not_found
-from app.api.routes.common import artifact_public
+from app.api.routes.common import artifact_public, enqueue
 from app.db import crud
-from app.db.models import TERMINAL_STATUSES
+from app.db.models import TERMINAL_STATUSES, JobStatus
 from app.db.session import get_sessionmaker
 from app.schemas import ArtifactPublic, JobPublic
+from worker.names import JobKind
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -73,6 +74,40 @@ def cancel_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic
     crud.cancel_job(session, job=job)
     session.commit()
     session.refresh(job)
+    return JobPublic.model_validate(job)
+
+
+@router.post("/{job_id}/retry", response_model=JobPublic, status_code=202)
+def retry_job(
+    job_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
+    """Run a failed or cancelled job again from the stage where it stopped (finished stages
+    are not repeated; training resumes from its last checkpoint)."""
+    job = crud.get_job(session, user_id=user.id, job_id=job_id)
+    if job is None:
+        raise not_found("Job")
+    if job.status not in (JobStatus.failed.value, JobStatus.cancelled.value):
+        raise HTTPException(
+            409, f"Only failed or cancelled jobs can be retried; this one is {job.status}."
+        )
+    if job.conversion_id is not None:  # a conversion runs one job at a time (convert, re-mix)
+        busy = crud.active_jobs_for(session, conversion_id=job.conversion_id)
+    elif job.kind == JobKind.voice.value and job.voice_id is not None:  # one training per voice
+        busy = [
+            j
+            for j in crud.active_jobs_for(session, voice_id=job.voice_id)
+            if j.kind == JobKind.voice.value
+        ]
+    else:
+        busy = []
+    if busy:
+        raise HTTPException(
+            409,
+            "Another job is running for the same voice or conversion: wait for it or cancel it.",
+        )
+    if not crud.retry_job(session, job=job):
+        raise HTTPException(409, "The job changed meanwhile; reload it.")
+    enqueue(session, settings, job)
     return JobPublic.model_validate(job)
 
 

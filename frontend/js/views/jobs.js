@@ -1,4 +1,5 @@
-// Jobs: every job of the user with its status, live progress, plain-words errors and cancel.
+// Jobs: every job of the user with its status, live progress, plain-words errors, cancel and
+// retry (a failed or cancelled job continues from the stage where it stopped).
 
 import { get, post, TERMINAL } from '../api.js';
 import { alertBox, badge, busy, clear, etaText, fmtPct, fmtTime, h, JOB_KINDS, jobSummary, select, STAGE_WORDS, toast } from '../ui.js';
@@ -36,6 +37,16 @@ export async function render(main, _params, ctx) {
         await load();
       }),
     );
+    const retry = j.status === 'failed' || j.status === 'cancelled'
+      ? h('button.small', { type: 'button', 'aria-label': `Retry ${JOB_KINDS[j.kind] || j.kind} job` }, 'Retry')
+      : null;
+    retry?.addEventListener('click', () =>
+      busy(retry, async () => {
+        await post(`/jobs/${j.id}/retry`);
+        toast('Job queued again: it continues from the stage where it stopped.');
+        await load();
+      }),
+    );
     const progress = h('progress', { max: 1, value: j.status === 'succeeded' ? 1 : j.progress || 0, 'aria-label': 'Progress' });
     return [
       h(
@@ -55,7 +66,7 @@ export async function render(main, _params, ctx) {
         ),
         h('td.small', j.status === 'failed' ? h('span.error-text', j.error || jobSummary(j)) : jobSummary(j)),
         h('td.small', fmtTime(j.created_at)),
-        h('td', cancel),
+        h('td', cancel || retry),
       ),
     ];
   }
