@@ -184,10 +184,10 @@ export function jobSummary(job) {
 }
 
 /**
- * A live view of one job: stages, overall and stage progress, ETA, message, error, cancel.
- * Returns {el, update(job)}.
+ * A live view of one job: stages, overall and stage progress, ETA, message, error, cancel,
+ * and retry once it failed or was cancelled. Returns {el, update(job)}.
  */
-export function jobView(job, { onCancel, title } = {}) {
+export function jobView(job, { onCancel, onRetry, title } = {}) {
   const el = h('section.job', { 'aria-label': title || JOB_KINDS[job.kind] || 'Job', dataset: { jobId: job.id } });
   const heading = h('div.spread');
   const stages = h('ol.stages', { 'aria-label': 'Stages' });
@@ -199,6 +199,9 @@ export function jobView(job, { onCancel, title } = {}) {
   const cancel = onCancel
     ? h('button.danger.small', { type: 'button', onclick: () => busy(cancel, () => onCancel(current)) }, 'Cancel job')
     : null;
+  const retry = onRetry
+    ? h('button.small', { type: 'button', onclick: () => busy(retry, () => onRetry(current)) }, 'Retry job')
+    : null;
   el.append(heading, stages, bar, numbers, message, errorSlot, extra);
   let current = job;
 
@@ -209,7 +212,12 @@ export function jobView(job, { onCancel, title } = {}) {
     clear(
       heading,
       h('strong', title || JOB_KINDS[j.kind] || j.kind),
-      h('span.row', badge(j.status), cancel && !['succeeded', 'failed', 'cancelled'].includes(j.status) ? cancel : null),
+      h(
+        'span.row',
+        badge(j.status),
+        cancel && !['succeeded', 'failed', 'cancelled'].includes(j.status) ? cancel : null,
+        retry && ['failed', 'cancelled'].includes(j.status) ? retry : null,
+      ),
     );
     const at = j.stages.indexOf(j.stage);
     clear(

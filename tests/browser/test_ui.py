@@ -253,6 +253,20 @@ def test_training_progress_and_plain_failure(open_session, stack, tmp_path):
     assert page.locator("#train-job .stages li.failed").count() == 1
     s.shot("06-training")
 
+    # Retry runs the same job again from the failed stage (here it fails the same way: the
+    # song is still too short); the view follows it live again
+    page.locator("#train-job").get_by_role("button", name="Retry job").click()
+    deadline = time.monotonic() + 120
+    retried = job
+    while retried["finished_at"] == job["finished_at"] or retried["status"] not in TERMINAL:
+        assert time.monotonic() < deadline, f"the retried job did not finish: {retried}"
+        time.sleep(0.25)
+        retried = api_job(stack, "alice", job_id)
+    assert retried["status"] == "failed" and retried["stage"] == "slice", retried
+    assert retried["progress"] >= 2 / len(retried["stages"])  # ingest and separate kept
+    page.wait_for_selector(f'#train-job section.job[data-job-id="{job_id}"][data-status=failed]')
+    assert "at least 5 s" in page.locator("#train-job").inner_text()
+
 
 def test_jobs_page_lists_jobs_and_cancels(open_session, stack, tmp_path):
     voice = api_voice(stack, "alice", "Queue")

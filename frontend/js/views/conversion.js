@@ -104,6 +104,7 @@ export async function render(main, [convId], ctx) {
       onCancel: async (j) => {
         view.update(await post(`/jobs/${j.id}/cancel`));
       },
+      onRetry: async (j) => showJob(await post(`/jobs/${j.id}/retry`)),
     });
     clear(jobBox, h('h2', { id: 'job-title' }, 'Progress'), view.el);
     if (!TERMINAL.has(job.status)) {

@@ -285,7 +285,14 @@ export async function render(main, [voiceId], ctx) {
   let trainStop = null;
   function showTrainJob(job) {
     if (trainStop) trainStop();
-    const view = jobView(job, { title: 'Training job', onCancel: (j) => cancelJob(j, view) });
+    const view = jobView(job, {
+      title: 'Training job',
+      onCancel: (j) => cancelJob(j, view),
+      onRetry: async (j) => {
+        showTrainJob(await post(`/jobs/${j.id}/retry`));
+        toast('Training queued again: it resumes from its last checkpoint.');
+      },
+    });
     const chartCanvas = h('canvas.chart', { id: 'loss-chart', role: 'img', 'aria-label': 'Training loss curve' });
     const legend = h('div.legend', LOSS_SERIES.map((s) => h('span', h('i', { style: { background: `var(${s.color})` } }), s.label)));
     const trainInfo = h('p.small', { id: 'train-info' });
