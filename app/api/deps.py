@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.db import crud
 from app.db.models import User
-from app.db.session import get_sessionmaker
+from app.db.session import session_scope
 from app.storage import LocalStorage
 
 COOKIE_NAME = "svc_token"
@@ -25,15 +25,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def get_db(settings: SettingsDep) -> Iterator[Session]:
-    session = get_sessionmaker(settings.database_url)()
-    try:
+    with session_scope(settings.database_url) as session:  # commit, or roll back on error
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": the session commits and closes when the endpoint returns, before the
