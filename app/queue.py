@@ -7,15 +7,20 @@ The API never imports worker code or models: it inserts the Job row, commits, th
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from functools import lru_cache
 
 from celery import Celery
 from sqlalchemy import case, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.db.models import Job, JobStatus, utcnow
 from worker.names import queue_for, task_name
+
+log = logging.getLogger(__name__)
 
 BROKER_DOWN = (
     "{stage}: waiting for the job queue (the broker is unreachable); the job is sent to a "
@@ -49,7 +54,29 @@ def send_stage(settings: Settings, *, job_id: str, stage: str) -> None:
     )
 
 
-def mark_dispatched(session: Session, *, job_id: str, stage: str) -> None:
+def send_and_record(session: Session, send: Callable[[], None], *, job_id: str, stage: str) -> bool:
+    """Send a committed, queued job's stage with ``send`` and record on the job whether the
+    broker took it. A broker that is down leaves the job queued and unsent, with a plain
+    status line, for the workers' sweep (``worker.jobs.runtime.redispatch_unsent``). Never
+    raises for the broker or for recording: the job and its inputs are committed and nothing
+    may undo them; an unrecorded send is only sent again by the sweep, which the workers'
+    conditional claim makes harmless. Returns whether the broker took the message."""
+    try:
+        send()
+        sent = True
+    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the job is kept
+        log.warning("job %s: broker refused stage %s (%s); left for the sweep", job_id, stage, exc)
+        sent = False
+    try:
+        (_mark_dispatched if sent else _mark_undispatched)(session, job_id=job_id, stage=stage)
+        session.commit()
+    except OperationalError as exc:
+        session.rollback()
+        log.warning("job %s: could not record the send of stage %s: %s", job_id, stage, exc)
+    return sent
+
+
+def _mark_dispatched(session: Session, *, job_id: str, stage: str) -> None:
     """Record that the broker holds the message for the job's current queued stage (and
     take back a "waiting for the job queue" status line)."""
     down = BROKER_DOWN.format(stage=stage)
@@ -65,7 +92,7 @@ def mark_dispatched(session: Session, *, job_id: str, stage: str) -> None:
     )
 
 
-def mark_undispatched(session: Session, *, job_id: str, stage: str) -> None:
+def _mark_undispatched(session: Session, *, job_id: str, stage: str) -> None:
     """The broker refused the message: say so on the job, which stays queued and unsent."""
     session.execute(
         update(Job)

@@ -15,19 +15,19 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.db import crud
 from app.db.models import Job, JobStatus, utcnow
 from app.db.session import get_sessionmaker, session_scope
-from app.queue import mark_dispatched, mark_undispatched
+from app.queue import send_and_record
 from app.storage import LocalStorage
 
 log = logging.getLogger(__name__)
@@ -59,22 +59,15 @@ class Runtime:
         return session_scope(self.settings.database_url)
 
     def dispatch(self, job_id: str, stage: str, countdown: float | None = None) -> bool:
-        """Send a queued job's stage to the broker and record it; a broker that is down
-        leaves the job queued and unsent for ``redispatch_unsent``. Never raises for that."""
-        try:
-            self.send_stage(job_id, stage, countdown=countdown)
-            sent = True
-        except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types
-            log.warning(
-                "job %s: broker refused stage %s (%s); left for the sweep", job_id, stage, exc
+        """Send a queued job's stage to the broker and record it (``send_and_record``: a
+        broker that is down leaves the job queued and unsent for ``redispatch_unsent``)."""
+        with closing(self.session()) as s:
+            return send_and_record(
+                s,
+                lambda: self.send_stage(job_id, stage, countdown=countdown),
+                job_id=job_id,
+                stage=stage,
             )
-            sent = False
-        try:  # best effort: an unrecorded send is only sent again by the sweep (harmless)
-            with self.scope() as s:
-                (mark_dispatched if sent else mark_undispatched)(s, job_id=job_id, stage=stage)
-        except OperationalError as exc:
-            log.warning("job %s: could not record the send of stage %s: %s", job_id, stage, exc)
-        return sent
 
 
 def claim(rt: Runtime, *, job_id: str, stage: str) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.core.config import Settings
 from app.db import crud
 from app.db.models import Artifact, Conversion, Job, Track, TrackRole, TrackStatus, Voice
-from app.queue import mark_dispatched, mark_undispatched, send_stage
+from app.queue import send_and_record, send_stage
 from app.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
 from app.storage import LocalStorage
 from app.uploads import UploadedFile, move_into, safe_extension
@@ -55,32 +55,21 @@ def conversion_public(session: Session, c: Conversion) -> ConversionPublic:
 
 def enqueue(session: Session, settings: Settings, job: Job) -> None:
     """Commit the job row first, then send its first stage: a worker never sees a job id
-    that is not in the database yet.
-
-    A broker that is down does not lose the request: the job stays queued with its message
-    marked unsent (and a plain status line), and the workers' sweep sends it once the broker
-    answers again (``worker.jobs.runtime.redispatch_unsent``).
-    """
+    that is not in the database yet. A broker that is down does not lose the request (see
+    ``send_and_record``)."""
     session.commit()
     stage = job.stage
     assert stage is not None
-    try:
-        send_stage(settings, job_id=job.id, stage=stage)
-        sent = True
-    except Exception as exc:  # noqa: BLE001 - kombu/redis raise many types; the job is kept
-        log.warning("job %s: broker refused stage %s (%s); left for the sweep", job.id, stage, exc)
-        sent = False
-    # The job and its inputs are committed: from here on nothing may undo them. Recording the
-    # send is best effort (a failure only means the sweep sends the message a second time,
-    # which the workers' conditional claim makes harmless).
-    try:
-        mark = mark_dispatched if sent else mark_undispatched
-        mark(session, job_id=job.id, stage=stage)
-        session.commit()
+    send_and_record(
+        session,
+        lambda: send_stage(settings, job_id=job.id, stage=stage),
+        job_id=job.id,
+        stage=stage,
+    )
+    try:  # show the recorded status line; the job itself is safe either way
         session.refresh(job)
     except OperationalError as exc:
-        session.rollback()
-        log.warning("job %s: could not record the send of stage %s: %s", job.id, stage, exc)
+        log.warning("job %s: could not reload it: %s", job.id, exc)
 
 
 def add_uploaded_track(
