@@ -12,7 +12,16 @@ from svc_core.model.losses import MultiResolutionSTFTLoss
 from svc_core.model.spectral import LinearSpectrogram, MelSpectrogram
 from svc_core.model.synthesizer import SVCModel
 
-_NOT_MODULE_ARGS = {"mpd_periods", "mpd_channels", "mrd_resolutions", "mrd_channels"}
+_NOT_MODULE_ARGS = {
+    "mpd_periods",
+    "mpd_channels",
+    "mpd_kernel_size",
+    "mpd_stride",
+    "mrd_resolutions",
+    "mrd_channels",
+    "msd_channels",
+    "lrelu_slope",
+}
 
 
 def build_generator(config: SVCConfig) -> SVCModel:
@@ -31,7 +40,14 @@ def build_generator(config: SVCConfig) -> SVCModel:
 def build_discriminator(config: SVCConfig) -> Discriminator:
     m = config.model
     return Discriminator(
-        m.mpd_periods, m.mpd_channels, m.mrd_resolutions, m.mrd_channels, m.lrelu_slope
+        m.mrd_resolutions,
+        m.mrd_channels,
+        m.mpd_periods,
+        m.mpd_channels,
+        m.mpd_kernel_size,
+        m.mpd_stride,
+        m.msd_channels,
+        m.lrelu_slope,
     )
 
 

@@ -83,9 +83,7 @@ class ModelConfig:
     n_flows: int = 4
     flow_layers: int = 4
     flow_kernel: int = 5
-    # adversarial speaker classifier behind a gradient-reversal layer (timbre leakage)
-    speaker_classifier: bool = True
-    # NSF decoder
+    # NSF decoder (BigVGAN AMP blocks with anti-aliased SnakeBeta)
     upsample_input: int = 192
     upsample_initial_channel: int = 320
     upsample_rates: tuple[int, ...] = (5, 4, 4, 2, 2)
@@ -93,9 +91,11 @@ class ModelConfig:
     resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
     harmonic_num: int = 10
-    # discriminators
+    # discriminators: MRD + MPD + MSD (5.0's sizes)
     mpd_periods: tuple[int, ...] = (2, 3, 5, 7, 11)
-    mpd_channels: tuple[int, ...] = (32, 128, 512, 1024, 1024)
+    mpd_channels: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    mpd_kernel_size: int = 5
+    mpd_stride: int = 3
     mrd_resolutions: tuple[tuple[int, int, int], ...] = (
         (1024, 120, 600),
         (2048, 240, 1200),
@@ -103,7 +103,8 @@ class ModelConfig:
         (512, 50, 240),
     )
     mrd_channels: int = 32
-    lrelu_slope: float = 0.1
+    msd_channels: tuple[int, ...] = (16, 64, 256, 1024, 1024, 1024)
+    lrelu_slope: float = 0.2  # MRD and MPD (the MSD keeps 0.1, as 5.0)
 
     def __post_init__(self) -> None:
         if self.ppg_dim <= 0 and self.vec_dim <= 0:
@@ -117,6 +118,14 @@ class ModelConfig:
             raise BadInputError("model.resblock_kernel_sizes and dilation_sizes differ in length")
         if self.hidden_channels % self.n_heads:
             raise BadInputError("model.hidden_channels must be divisible by n_heads")
+        if self.inter_channels % 2:
+            raise BadInputError("model.inter_channels must be even (the flow splits it)")
+        if len(self.msd_channels) != 6:
+            raise BadInputError("model.msd_channels must list six widths")
+        for i in range(1, 5):
+            g = max(1, self.msd_channels[i - 1] // 4)
+            if self.msd_channels[i - 1] % g or self.msd_channels[i] % g:
+                raise BadInputError("model.msd_channels: each width must be divisible by the last / 4")
 
     @property
     def upsample_factor(self) -> int:
@@ -128,20 +137,28 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimiser, loss weights and bookkeeping intervals (in steps)."""
+    """Optimiser, loss weights and bookkeeping intervals (in steps).
+
+    The defaults are so-vits-svc 5.0's recipe (``configs/base.yaml``, ``vits_extend/train.py``):
+    AdamW 5e-5, betas (0.8, 0.99), generator gradients accumulated over 2 steps (the
+    discriminator steps every batch at lr / 2), lr decay 0.999875 per epoch, and the loss
+    ``adv + 2·fm + mel + 9·stft + 0.2·kl_f + 0.2·0.5·kl_r + 2·spk``.
+    """
 
     seed: int = 1234
     batch_size: int = 8
-    learning_rate: float = 2e-4
+    learning_rate: float = 5e-5
     betas: tuple[float, float] = (0.8, 0.99)
     eps: float = 1e-9
     lr_decay: float = 0.999875  # per epoch, as so-vits-svc 5.0
-    grad_clip: float = 100.0  # max gradient norm; a safety net against GAN blow-ups
+    accum_step: int = 2  # generator optimiser steps every accum_step batches
+    grad_clip: float = 0.0  # max gradient norm; 0 = off (5.0 does not clip)
     c_mel: float = 1.0
     c_stft: float = 9.0
     c_kl: float = 0.2
+    c_kl_r: float = 0.5  # the reverse KL's weight relative to c_kl
     c_fm: float = 2.0
-    c_spk: float = 0.5
+    c_spk: float = 2.0
     max_frames: int = 400  # longer slices are cropped at random (4 s at 100 frames/s)
     num_workers: int = 2
     precision: str = "bf16"  # "bf16" | "fp16" | "fp32"; mixed precision is used on CUDA only
@@ -155,7 +172,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("bf16", "fp16", "fp32"):
             raise BadInputError("train.precision must be one of bf16, fp16, fp32")
-        for name in ("batch_size", "log_interval", "eval_interval", "save_interval", "keep_last"):
+        for name in ("batch_size", "accum_step", "log_interval", "eval_interval", "save_interval", "keep_last"):
             if getattr(self, name) < 1:
                 raise BadInputError(f"train.{name} must be >= 1")
 

@@ -1,7 +1,8 @@
-"""Multi-period (HiFi-GAN) and multi-resolution (UnivNet) discriminators.
+"""so-vits-svc 5.0's discriminators: multi-resolution (MRD), multi-period (MPD) and scale (MSD).
 
-Each sub-discriminator returns ``(feature_maps, score)``; the combined discriminator
-returns the list over all of them.
+Parameter names are 5.0's (``vits_decoder/{mrd,mpd,msd,discriminator}.py``): ``MRD``,
+``MPD``, ``MSD``. The output is a list of ``(feature maps, flattened score)`` pairs in 5.0's
+order: one per resolution, one per period, then the scale discriminator.
 """
 
 from __future__ import annotations
@@ -10,65 +11,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from svc_core.model.commons import get_padding, weight_norm
+from svc_core.model.commons import weight_norm
 
 DiscOutput = list[tuple[list[torch.Tensor], torch.Tensor]]
 
 
-class PeriodDiscriminator(nn.Module):
-    """Looks at every ``period``-th sample: the waveform folded to ``[B, 1, T/p, p]``."""
+class DiscriminatorR(nn.Module):
+    """2-D convolutions over the magnitude STFT at one resolution (rectangular window)."""
 
-    def __init__(
-        self,
-        period: int,
-        channels: tuple[int, ...],
-        kernel_size: int = 5,
-        stride: int = 3,
-        slope: float = 0.1,
-    ):
+    def __init__(self, resolution: tuple[int, int, int], channels: int = 32, slope: float = 0.2):
         super().__init__()
-        self.period = period
-        self.slope = slope
-        layers = []
-        c_in = 1
-        for i, c in enumerate(channels):
-            s = stride if i < len(channels) - 1 else 1
-            layers.append(
-                weight_norm(
-                    nn.Conv2d(
-                        c_in, c, (kernel_size, 1), (s, 1), padding=(get_padding(kernel_size), 0)
-                    )
-                )
-            )
-            c_in = c
-        self.convs = nn.ModuleList(layers)
-        self.conv_post = weight_norm(nn.Conv2d(c_in, 1, (3, 1), padding=(1, 0)))
-
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """x ``[B, 1, T]``."""
-        b, c, t = x.shape
-        if t % self.period:
-            n_pad = self.period - t % self.period
-            x = F.pad(x, (0, n_pad), mode="reflect" if n_pad < t else "constant")
-            t = t + n_pad
-        x = x.view(b, c, t // self.period, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return fmap, torch.flatten(x, 1)
-
-
-class ResolutionDiscriminator(nn.Module):
-    """2-D convolutions over a magnitude spectrogram at one STFT resolution."""
-
-    def __init__(self, resolution: tuple[int, int, int], channels: int = 32, slope: float = 0.1):
-        super().__init__()
-        self.n_fft, self.hop, self.win = resolution
-        self.slope = slope
-        self.register_buffer("window", torch.hann_window(self.win), persistent=False)
+        self.resolution, self.slope = tuple(resolution), slope
         c = channels
         self.convs = nn.ModuleList(
             [
@@ -81,40 +34,142 @@ class ResolutionDiscriminator(nn.Module):
         )
         self.conv_post = weight_norm(nn.Conv2d(c, 1, (3, 3), padding=(1, 1)))
 
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """x ``[B, 1, T]``."""
-        pad = (self.n_fft - self.hop) // 2
-        y = F.pad(x.float(), (pad, pad), mode="reflect").squeeze(1)
+    def spectrogram(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, T]`` -> ``[B, F, frames]`` (5.0 gives torch.stft no window: all ones)."""
+        n_fft, hop, win = self.resolution
+        pad = (n_fft - hop) // 2
+        x = F.pad(x, (pad, pad), mode="reflect").squeeze(1)
         spec = torch.stft(
-            y, self.n_fft, self.hop, self.win, self.window, center=False, return_complex=True
-        )
-        h = spec.abs().unsqueeze(1).to(x.dtype)  # [B, 1, F, frames]
+            x.float(), n_fft=n_fft, hop_length=hop, win_length=win, center=False,
+            window=torch.ones(win, device=x.device), return_complex=True,
+        )  # fmt: skip
+        return spec.abs()
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         fmap = []
+        x = self.spectrogram(x).unsqueeze(1)
         for conv in self.convs:
-            h = F.leaky_relu(conv(h), self.slope)
-            fmap.append(h)
-        h = self.conv_post(h)
-        fmap.append(h)
-        return fmap, torch.flatten(h, 1)
+            x = F.leaky_relu(conv(x), self.slope)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return fmap, torch.flatten(x, 1, -1)
 
 
-class Discriminator(nn.Module):
-    """All period discriminators followed by all resolution discriminators."""
-
-    def __init__(
-        self,
-        periods: tuple[int, ...],
-        mpd_channels: tuple[int, ...],
-        resolutions: tuple[tuple[int, int, int], ...],
-        mrd_channels: int,
-        slope: float = 0.1,
-    ):
+class MultiResolutionDiscriminator(nn.Module):
+    def __init__(self, resolutions, channels: int = 32, slope: float = 0.2):
         super().__init__()
-        self.discs = nn.ModuleList(
-            [PeriodDiscriminator(p, mpd_channels, slope=slope) for p in periods]
-            + [ResolutionDiscriminator(tuple(r), mrd_channels, slope) for r in resolutions]
+        self.discriminators = nn.ModuleList(
+            DiscriminatorR(r, channels, slope) for r in resolutions
         )
 
     def forward(self, x: torch.Tensor) -> DiscOutput:
-        """x ``[B, 1, T]`` -> list of ``(feature_maps, score)``."""
-        return [d(x) for d in self.discs]
+        return [d(x) for d in self.discriminators]
+
+
+class DiscriminatorP(nn.Module):
+    """2-D convolutions over the signal folded by one period."""
+
+    def __init__(
+        self,
+        period: int,
+        channels: tuple[int, ...] = (64, 128, 256, 512, 1024),
+        kernel_size: int = 5,
+        stride: int = 3,
+        slope: float = 0.2,
+    ):
+        super().__init__()
+        self.period, self.slope = period, slope
+        chans = (1, *channels)
+        pad = (kernel_size // 2, 0)
+        self.convs = nn.ModuleList(
+            weight_norm(
+                nn.Conv2d(
+                    chans[i], chans[i + 1], (kernel_size, 1),
+                    (stride if i < len(channels) - 1 else 1, 1), padding=pad,
+                )
+            )  # fmt: skip
+            for i in range(len(channels))
+        )
+        self.conv_post = weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), 1, padding=(1, 0)))
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        fmap = []
+        b, c, t = x.shape
+        if t % self.period:
+            n_pad = self.period - t % self.period
+            x = F.pad(x, (0, n_pad), "reflect")
+            t += n_pad
+        x = x.view(b, c, t // self.period, self.period)
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), self.slope)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return fmap, torch.flatten(x, 1, -1)
+
+
+class MultiPeriodDiscriminator(nn.Module):
+    def __init__(self, periods, channels, kernel_size: int, stride: int, slope: float):
+        super().__init__()
+        self.discriminators = nn.ModuleList(
+            DiscriminatorP(p, tuple(channels), kernel_size, stride, slope) for p in periods
+        )
+
+    def forward(self, x: torch.Tensor) -> DiscOutput:
+        return [d(x) for d in self.discriminators]
+
+
+class ScaleDiscriminator(nn.Module):
+    """1-D grouped convolutions on the waveform (MelGAN's scale discriminator, one scale).
+
+    ``channels`` default to 5.0's (16, 64, 256, 1024, 1024, 1024); the grouped layers use
+    ``in_channels / 4`` groups, as 5.0's 4, 16, 64 and 256.
+    """
+
+    def __init__(self, channels: tuple[int, ...] = (16, 64, 256, 1024, 1024, 1024)):
+        super().__init__()
+        if len(channels) != 6:
+            raise ValueError("the scale discriminator has six convolutions")
+        c = channels
+        layers = [nn.Conv1d(1, c[0], 15, 1, padding=7)]
+        for i in range(1, 5):
+            layers.append(nn.Conv1d(c[i - 1], c[i], 41, 4, groups=max(1, c[i - 1] // 4), padding=20))
+        layers.append(nn.Conv1d(c[4], c[5], 5, 1, padding=2))
+        self.convs = nn.ModuleList(weight_norm(m) for m in layers)
+        self.conv_post = weight_norm(nn.Conv1d(c[5], 1, 3, 1, padding=1))
+
+    def forward(self, x: torch.Tensor) -> DiscOutput:
+        fmap = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.1)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return [(fmap, torch.flatten(x, 1, -1))]
+
+
+class Discriminator(nn.Module):
+    """MRD + MPD + MSD of waveforms ``[B, 1, T]``."""
+
+    def __init__(
+        self,
+        mrd_resolutions,
+        mrd_channels: int,
+        mpd_periods,
+        mpd_channels,
+        mpd_kernel_size: int,
+        mpd_stride: int,
+        msd_channels,
+        slope: float,
+    ):
+        super().__init__()
+        # 5.0's MRD reads its slope from the MPD section; both are 0.2 in base.yaml
+        self.MRD = MultiResolutionDiscriminator(mrd_resolutions, mrd_channels, slope)
+        self.MPD = MultiPeriodDiscriminator(
+            mpd_periods, mpd_channels, mpd_kernel_size, mpd_stride, slope
+        )
+        self.MSD = ScaleDiscriminator(tuple(msd_channels))
+
+    def forward(self, x: torch.Tensor) -> DiscOutput:
+        return self.MRD(x) + self.MPD(x) + self.MSD(x)

@@ -1,5 +1,5 @@
-"""Losses of so-VITS-svc 5.0 training: KL with flow log-determinant, least-squares GAN,
-feature matching and multi-resolution STFT."""
+"""Losses of so-vits-svc 5.0 training (``vits/losses.py``, ``vits_extend/``): KL through the
+SNAC flow with its log-determinant, least-squares GAN, feature matching, multi-resolution STFT."""
 
 from __future__ import annotations
 
@@ -15,21 +15,21 @@ def kl_loss(
     logs_q: torch.Tensor,
     m_p: torch.Tensor,
     logs_p: torch.Tensor,
+    logdet: torch.Tensor,
     mask: torch.Tensor,
 ) -> torch.Tensor:
-    """KL(q || p) summed over channels, averaged over valid frames, estimated at ``z_p``.
-
-    The flow is volume-preserving (mean-only couplings), so no log-determinant term.
+    """5.0's KL through the flow: ``sum(KL at z_p) - sum(log|det|)``, per valid frame-channel.
 
     Args:
-        z_p: ``[B, C, T]`` posterior sample mapped into the prior's space.
-        logs_q: ``[B, C, T]`` posterior log-std.
-        m_p, logs_p: ``[B, C, T]`` prior mean and log-std.
+        z_p: ``[B, C, T]`` a sample mapped through the flow.
+        logs_q: ``[B, C, T]`` the log-std of the distribution the sample came from.
+        m_p, logs_p: ``[B, C, T]`` the target distribution's mean and log-std.
+        logdet: ``[B]`` the flow's log-determinant for that mapping.
         mask: ``[B, 1, T]``.
     """
     z_p, logs_q, m_p, logs_p, mask = (t.float() for t in (z_p, logs_q, m_p, logs_p, mask))
     kl = logs_p - logs_q - 0.5 + 0.5 * (z_p - m_p) ** 2 * torch.exp(-2.0 * logs_p)
-    return torch.sum(kl * mask) / torch.sum(mask)
+    return (torch.sum(kl * mask) - torch.sum(logdet.float())) / torch.sum(mask)
 
 
 def discriminator_loss(real: DiscOutput, fake: DiscOutput) -> torch.Tensor:

@@ -1,25 +1,22 @@
-"""The so-VITS-svc 5.0 generator: a conditional VAE with a normalising flow and an NSF decoder.
+"""so-vits-svc 5.0's generator (``SynthesizerTrn``): a conditional VAE with a SNAC flow and
+an NSF decoder, with 5.0's parameter names so its files load with ``strict=True``.
 
 Training path::
 
-    content (PPG/vec) + coarse pitch ─► prior encoder ─► N(m_p, s_p)
-    linear spectrogram + speaker ─────► posterior encoder ─► z_q ~ N(m_q, s_q)
-    z_q ─► flow(speaker) ─► z_f  (KL against the prior)
-    prior sample ─► flow⁻¹(speaker) ─► z_r  (KL against the posterior)
-    random segment of z_q + F0 + speaker ─► NSF decoder ─► audio
+    content (PPG + vec) + coarse pitch ─► prior ("text") encoder ─► z_p ~ N(m_p, s_p)
+    linear spectrogram + emb_g(normalised speaker) ─► posterior encoder ─► z_q ~ N(m_q, s_q)
+    z_q ─► flow(speaker) ─► z_f, log|det|   (KL against the prior, with the log-determinant)
+    z_p ─► flow⁻¹(speaker) ─► z_r, log|det| (KL against the posterior)
+    random segment of z_q + N(0, 1) + F0 + speaker ─► NSF decoder ─► audio
+    prior hidden ─► gradient reversal ─► speaker classifier
 
-Conversion path (:meth:`SVCModel.infer`): prior sample ─► flow⁻¹ ─► decoder; the target
-speaker enters through the flow and the decoder, the source's words and melody through the
-content features and F0.
+Conversion path (:meth:`SVCModel.infer`, 5.0's ``SynthesizerInfer.inference``): prior ─►
+flow⁻¹(speaker) ─► decoder with an NSF excitation of the F0. The flow and the decoder see the
+raw speaker vector; only the posterior's conditioning uses ``emb_g`` of the normalised one.
 
-Checked against PlayVoice/whisper-vits-svc (``vits/models.py``, ``vits_extend/train.py``):
-same prior encoder (PPG conv + vec conv + coarse-pitch embedding into a 6-layer
-relative-attention transformer), 16-layer WaveNet posterior, 4 mean-only couplings, speaker
-classifier behind gradient reversal, content perturbation (ppg +N(0,1), vec +N(0,2)), loss
-mix and optimiser. Deliberate differences: the flow is conditioned on ``emb_g(normalised
-spk)`` rather than the raw embedding (same width, 256); the decoder is NSF-HiFi-GAN
-(ResBlock1 + leaky ReLU) where 5.0 uses BigVGAN AMP blocks with Snake activations; the
-discriminator is MPD + multi-resolution (5.0 adds a scale discriminator).
+Learned from ``vits/models.py`` of PlayVoice/whisper-vits-svc. Our additions, off for 5.0's
+files: a content input may be absent (``ppg_dim`` or ``vec_dim`` = 0, the module is then not
+built); the content perturbation scales (5.0: 1 and 2) are config values.
 """
 
 from __future__ import annotations
@@ -37,12 +34,12 @@ from svc_core.model.commons import (
     sequence_mask,
     slice_segments,
 )
-from svc_core.model.decoder import NSFGenerator
-from svc_core.model.modules import Flow, SpeakerClassifier, TransformerEncoder, WaveNet
+from svc_core.model.decoder import Generator
+from svc_core.model.modules import WN, Encoder, ResidualCouplingBlock, SpeakerClassifier
 
 
-class PriorEncoder(nn.Module):
-    """Content features + pitch embedding -> prior mean/log-std ``[B, C, T]``."""
+class TextEncoder(nn.Module):
+    """Content features + coarse pitch -> prior sample, mean, log-std ``[B, C, T]``, hidden."""
 
     def __init__(
         self,
@@ -59,10 +56,10 @@ class PriorEncoder(nn.Module):
     ):
         super().__init__()
         self.out_channels = out_channels
-        self.ppg_in = nn.Conv1d(ppg_dim, hidden, 5, padding=2) if ppg_dim > 0 else None
-        self.vec_in = nn.Conv1d(vec_dim, hidden, 5, padding=2) if vec_dim > 0 else None
-        self.pitch = nn.Embedding(256, hidden)
-        self.enc = TransformerEncoder(
+        self.pre = nn.Conv1d(ppg_dim, hidden, 5, padding=2) if ppg_dim > 0 else None
+        self.hub = nn.Conv1d(vec_dim, hidden, 5, padding=2) if vec_dim > 0 else None
+        self.pit = nn.Embedding(256, hidden)
+        self.enc = Encoder(
             hidden, filter_channels, n_heads, n_layers, kernel_size, p_dropout, window
         )
         self.proj = nn.Conv1d(hidden, 2 * out_channels, 1)
@@ -71,23 +68,25 @@ class PriorEncoder(nn.Module):
         self,
         ppg: torch.Tensor | None,
         vec: torch.Tensor | None,
-        f0: torch.Tensor,
+        coarse: torch.Tensor,
         mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """ppg ``[B, T, Dp]``, vec ``[B, T, Dv]``, f0 ``[B, T]``, mask ``[B, 1, T]``.
+        noise_scale: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ppg ``[B, T, Dp]``, vec ``[B, T, Dv]``, coarse ``[B, T]`` int, mask ``[B, 1, T]``.
 
         Returns:
-            ``(m_p, logs_p, hidden)`` with shapes ``[B, C, T]``, ``[B, C, T]``, ``[B, H, T]``.
+            ``(z, m, logs, hidden)``: ``[B, C, T]`` ×3 and ``[B, H, T]``.
         """
-        x = self.pitch(f0_to_coarse(f0)).transpose(1, 2)
-        if self.ppg_in is not None:
-            x = x + self.ppg_in(ppg.transpose(1, 2)) * mask
-        if self.vec_in is not None:
-            x = x + self.vec_in(vec.transpose(1, 2)) * mask
+        x = self.pit(coarse).transpose(1, 2)
+        if self.pre is not None:
+            x = self.pre(ppg.transpose(1, -1)) * mask + x
+        if self.hub is not None:
+            x = self.hub(vec.transpose(1, -1)) * mask + x
         h = self.enc(x * mask, mask)
         stats = self.proj(h) * mask
         m, logs = torch.split(stats, self.out_channels, dim=1)
-        return m, logs, h
+        z = m if noise_scale == 0 else m + torch.randn_like(m) * torch.exp(logs) * noise_scale
+        return z * mask, m, logs, h
 
 
 class PosteriorEncoder(nn.Module):
@@ -105,36 +104,40 @@ class PosteriorEncoder(nn.Module):
         super().__init__()
         self.out_channels = out_channels
         self.pre = nn.Conv1d(in_channels, hidden, 1)
-        self.enc = WaveNet(hidden, kernel_size, 1, n_layers, gin_channels=gin_channels)
+        self.enc = WN(hidden, kernel_size, 1, n_layers, gin_channels=gin_channels)
         self.proj = nn.Conv1d(hidden, 2 * out_channels, 1)
 
     def forward(
-        self, spec: torch.Tensor, mask: torch.Tensor, g: torch.Tensor
+        self, spec: torch.Tensor, mask: torch.Tensor, g: torch.Tensor, noise_scale: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.enc(self.pre(spec) * mask, mask, g=g)
         m, logs = torch.split(self.proj(h) * mask, self.out_channels, dim=1)
-        z = (m + torch.randn_like(m) * torch.exp(logs)) * mask
-        return z, m, logs
+        z = m if noise_scale == 0 else m + torch.randn_like(m) * torch.exp(logs) * noise_scale
+        return z * mask, m, logs
 
 
 @dataclass
 class TrainOutput:
-    """What one training forward pass returns (shapes for batch B, C latent channels)."""
+    """What one training forward pass returns (batch B, C latent channels, T frames)."""
 
     audio: torch.Tensor  # [B, 1, segment_size] generated segment
     starts: torch.Tensor  # [B] first frame of each segment
     mask: torch.Tensor  # [B, 1, T]
     z_f: torch.Tensor  # flow(z_q), [B, C, T]
-    z_r: torch.Tensor  # flow^-1(prior sample), [B, C, T]
+    z_r: torch.Tensor  # flow^-1(z_p), [B, C, T]
+    z_p: torch.Tensor  # prior sample
     m_p: torch.Tensor
     logs_p: torch.Tensor
+    z_q: torch.Tensor  # posterior sample
     m_q: torch.Tensor
     logs_q: torch.Tensor
-    spk_pred: torch.Tensor | None  # [B, spk_dim] adversarial speaker prediction
+    logdet_f: torch.Tensor  # [B]
+    logdet_r: torch.Tensor  # [B]
+    spk_pred: torch.Tensor  # [B, spk_dim] adversarial speaker prediction
 
 
 class SVCModel(nn.Module):
-    """so-VITS-svc 5.0 generator (build it with :func:`svc_core.model.builders.build_generator`).
+    """so-vits-svc 5.0's generator (build it with :func:`svc_core.model.builders.build_generator`).
 
     Args:
         spec_channels: linear spectrogram bins (``n_fft // 2 + 1``).
@@ -168,7 +171,6 @@ class SVCModel(nn.Module):
         n_flows: int,
         flow_layers: int,
         flow_kernel: int,
-        speaker_classifier: bool,
         upsample_input: int,
         upsample_initial_channel: int,
         upsample_rates: tuple[int, ...],
@@ -176,7 +178,6 @@ class SVCModel(nn.Module):
         resblock_kernel_sizes: tuple[int, ...],
         resblock_dilation_sizes: tuple[tuple[int, ...], ...],
         harmonic_num: int,
-        lrelu_slope: float,
     ):
         super().__init__()
         if upsample_input != inter_channels:
@@ -184,12 +185,9 @@ class SVCModel(nn.Module):
         self.segment_frames = segment_frames
         self.ppg_dim, self.vec_dim, self.spk_dim = ppg_dim, vec_dim, spk_dim
         self.ppg_noise, self.vec_noise = ppg_noise, vec_noise
-        self.hop_length = 1
-        for r in upsample_rates:
-            self.hop_length *= r
         self.sample_rate = sample_rate
         self.emb_g = nn.Linear(spk_dim, gin_channels)
-        self.enc_p = PriorEncoder(
+        self.enc_p = TextEncoder(
             ppg_dim,
             vec_dim,
             inter_channels,
@@ -201,6 +199,7 @@ class SVCModel(nn.Module):
             p_dropout,
             attn_window,
         )
+        self.speaker_classifier = SpeakerClassifier(hidden_channels, spk_dim)
         self.enc_q = PosteriorEncoder(
             spec_channels,
             inter_channels,
@@ -209,13 +208,10 @@ class SVCModel(nn.Module):
             posterior_layers,
             gin_channels,
         )
-        self.flow = Flow(
-            inter_channels, hidden_channels, flow_kernel, flow_layers, n_flows, gin_channels
+        self.flow = ResidualCouplingBlock(
+            inter_channels, hidden_channels, flow_kernel, 1, flow_layers, n_flows, spk_dim
         )
-        self.speaker_classifier = (
-            SpeakerClassifier(hidden_channels, spk_dim) if speaker_classifier else None
-        )
-        self.dec = NSFGenerator(
+        self.dec = Generator(
             sample_rate,
             spk_dim,
             upsample_input,
@@ -225,8 +221,8 @@ class SVCModel(nn.Module):
             resblock_kernel_sizes,
             resblock_dilation_sizes,
             harmonic_num,
-            lrelu_slope,
         )
+        self.hop_length = self.dec.hop
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -249,10 +245,6 @@ class SVCModel(nn.Module):
         if spk.shape != (b, self.spk_dim):
             raise BadInputError(f"'spk' must be [B={b}, {self.spk_dim}], got {list(spk.shape)}")
 
-    def _speaker(self, spk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        spk = F.normalize(spk.float(), dim=-1)
-        return spk, self.emb_g(spk).unsqueeze(-1)
-
     # -- training --------------------------------------------------------------------------
 
     def forward(
@@ -264,14 +256,14 @@ class SVCModel(nn.Module):
         spk: torch.Tensor,
         lengths: torch.Tensor,
     ) -> TrainOutput:
-        """One training pass.
+        """One training pass (5.0's ``SynthesizerTrn.forward``).
 
         Args:
             ppg: ``[B, T, Dp]`` or None when ``ppg_dim == 0``.
             vec: ``[B, T, Dv]`` or None when ``vec_dim == 0``.
             f0: ``[B, T]`` Hz, 0 = unvoiced.
             spec: ``[B, F, T]`` linear magnitude spectrogram of the target audio.
-            spk: ``[B, spk_dim]`` speaker embedding.
+            spk: ``[B, spk_dim]`` speaker vector.
             lengths: ``[B]`` valid frames per item (each >= ``segment_frames``).
         """
         self._check_inputs(ppg, vec, f0, spk)
@@ -279,21 +271,23 @@ class SVCModel(nn.Module):
             ppg = ppg + torch.randn_like(ppg) * self.ppg_noise
         if vec is not None and self.vec_noise > 0:
             vec = vec + torch.randn_like(vec) * self.vec_noise
-        spk_n, g = self._speaker(spk)
+        g = self.emb_g(F.normalize(spk)).unsqueeze(-1)
         mask = sequence_mask(lengths, f0.shape[1]).unsqueeze(1).to(spec.dtype)
-        m_p, logs_p, hidden = self.enc_p(ppg, vec, f0, mask)
+        z_p, m_p, logs_p, hidden = self.enc_p(ppg, vec, f0_to_coarse(f0), mask)
         z_q, m_q, logs_q = self.enc_q(spec, mask, g)
 
         starts = rand_slice_starts(lengths, self.segment_frames)
         z_slice = slice_segments(z_q, starts, self.segment_frames)
         f0_slice = slice_segments(f0, starts, self.segment_frames)
-        audio = self.dec(z_slice, f0_slice, spk_n)
+        audio = self.dec(z_slice, f0_slice, spk)
 
-        z_f = self.flow(z_q, mask, g)
-        z_p = (m_p + torch.randn_like(m_p) * torch.exp(logs_p)) * mask
-        z_r = self.flow(z_p, mask, g, reverse=True)
-        spk_pred = self.speaker_classifier(hidden, mask) if self.speaker_classifier else None
-        return TrainOutput(audio, starts, mask, z_f, z_r, m_p, logs_p, m_q, logs_q, spk_pred)
+        z_f, logdet_f = self.flow(z_q, mask, spk)
+        z_r, logdet_r = self.flow(z_p, mask, spk, reverse=True)
+        spk_pred = self.speaker_classifier(hidden)
+        return TrainOutput(
+            audio, starts, mask, z_f, z_r, z_p, m_p, logs_p, z_q, m_q, logs_q,
+            logdet_f, logdet_r, spk_pred,
+        )  # fmt: skip
 
     # -- conversion ------------------------------------------------------------------------
 
@@ -306,15 +300,18 @@ class SVCModel(nn.Module):
         spk: torch.Tensor,
         lengths: torch.Tensor | None = None,
         noise_scale: float = 1.0,
+        excitation: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Content + F0 + target speaker -> audio.
+        """Content + F0 + target speaker -> audio (5.0's ``SynthesizerInfer.inference``).
 
         Args:
             ppg: ``[B, T, Dp]`` (or None if unused), vec: ``[B, T, Dv]`` (or None).
             f0: ``[B, T]`` Hz at the model's frame rate, 0 = unvoiced.
-            spk: ``[B, spk_dim]`` target speaker embedding.
+            spk: ``[B, spk_dim]`` target speaker vector (as stored, not normalised).
             lengths: ``[B]`` valid frames (default: all ``T``).
-            noise_scale: scale of the prior sample's noise (0 = the prior mean).
+            noise_scale: scale of the prior sample's noise (0 = the prior mean; 5.0 uses 1).
+            excitation: ``[B, T * hop]`` NSF source replacing the one made from ``f0``
+                (5.0's ``pitch2source``), e.g. to reproduce a run exactly.
 
         Returns:
             ``[B, T * hop_length]`` float audio in ``[-1, 1]``; samples past
@@ -324,14 +321,20 @@ class SVCModel(nn.Module):
         b, t = f0.shape
         if t < 1:
             raise BadInputError("cannot convert zero frames")
+        if excitation is not None and tuple(excitation.shape) != (b, t * self.hop_length):
+            raise BadInputError(
+                f"the excitation must be [B={b}, {t * self.hop_length}] samples, "
+                f"got {list(excitation.shape)}"
+            )
+        full = lengths is None
         if lengths is None:
             lengths = torch.full((b,), t, dtype=torch.long, device=f0.device)
-        spk_n, g = self._speaker(spk)
         dtype = next(self.parameters()).dtype
         mask = sequence_mask(lengths, t).unsqueeze(1).to(dtype)
-        m_p, logs_p, _ = self.enc_p(ppg, vec, f0, mask)
-        z_p = (m_p + torch.randn_like(m_p) * torch.exp(logs_p) * noise_scale) * mask
-        z = self.flow(z_p, mask, g, reverse=True)
-        audio = self.dec(z * mask, f0 * mask[:, 0], spk_n)[:, 0]
-        sample_mask = torch.repeat_interleave(mask[:, 0], self.hop_length, dim=1)
-        return audio * sample_mask
+        z_p, _, _, _ = self.enc_p(ppg, vec, f0_to_coarse(f0), mask, noise_scale=noise_scale)
+        z, _ = self.flow(z_p, mask, spk, reverse=True)
+        source = self.dec.excitation(f0) if excitation is None else excitation.unsqueeze(1)
+        audio = self.dec.decode(z * mask, spk, source.to(dtype))[:, 0]
+        if full:
+            return audio
+        return audio * torch.repeat_interleave(mask[:, 0], self.hop_length, dim=1)
