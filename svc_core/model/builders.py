@@ -24,7 +24,9 @@ _NOT_MODULE_ARGS = {
 }
 
 
-def build_generator(config: SVCConfig) -> SVCModel:
+def build_generator(config: SVCConfig, inference_only: bool = False) -> SVCModel:
+    """The generator; ``inference_only`` leaves out ``emb_g``, ``enc_q`` and the speaker
+    classifier (5.0's ``SynthesizerInfer``)."""
     m = config.model
     kwargs = {
         f.name: getattr(m, f.name) for f in dataclasses.fields(m) if f.name not in _NOT_MODULE_ARGS
@@ -33,6 +35,7 @@ def build_generator(config: SVCConfig) -> SVCModel:
         spec_channels=config.audio.spec_channels,
         segment_frames=config.audio.segment_frames,
         sample_rate=config.audio.sample_rate,
+        inference_only=inference_only,
         **kwargs,
     )
 
@@ -67,9 +70,10 @@ def build_stft_loss(config: SVCConfig) -> MultiResolutionSTFTLoss:
     return MultiResolutionSTFTLoss(config.model.mrd_resolutions)
 
 
-def build_optimizer(params, train: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(params, train: TrainConfig, lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW as 5.0 (the discriminator's gets ``lr_scale = 1 / accum_step``)."""
     return torch.optim.AdamW(
-        params, lr=train.learning_rate, betas=tuple(train.betas), eps=train.eps
+        params, lr=train.learning_rate * lr_scale, betas=tuple(train.betas), eps=train.eps
     )
 
 

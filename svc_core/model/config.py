@@ -125,7 +125,9 @@ class ModelConfig:
         for i in range(1, 5):
             g = max(1, self.msd_channels[i - 1] // 4)
             if self.msd_channels[i - 1] % g or self.msd_channels[i] % g:
-                raise BadInputError("model.msd_channels: each width must be divisible by the last / 4")
+                raise BadInputError(
+                    "model.msd_channels: each width must be divisible by the last / 4"
+                )
 
     @property
     def upsample_factor(self) -> int:
@@ -172,7 +174,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.precision not in ("bf16", "fp16", "fp32"):
             raise BadInputError("train.precision must be one of bf16, fp16, fp32")
-        for name in ("batch_size", "accum_step", "log_interval", "eval_interval", "save_interval", "keep_last"):
+        for name in (
+            "batch_size",
+            "accum_step",
+            "log_interval",
+            "eval_interval",
+            "save_interval",
+            "keep_last",
+        ):
             if getattr(self, name) < 1:
                 raise BadInputError(f"train.{name} must be >= 1")
 

@@ -51,9 +51,7 @@ class UpSample1d(nn.Module):
         self.pad = kernel_size // ratio - 1
         self.crop_l = self.pad * ratio + (kernel_size - ratio) // 2
         self.crop_r = self.pad * ratio + (kernel_size - ratio + 1) // 2
-        self.register_buffer(
-            "filter", kaiser_sinc_filter(0.5 / ratio, 0.6 / ratio, kernel_size)
-        )
+        self.register_buffer("filter", kaiser_sinc_filter(0.5 / ratio, 0.6 / ratio, kernel_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
@@ -247,9 +245,7 @@ class Generator(nn.Module):
         ch = upsample_initial_channel
         for i, (u, k) in enumerate(zip(upsample_rates, upsample_kernel_sizes, strict=True)):
             c_in, ch = upsample_initial_channel // 2**i, upsample_initial_channel // 2 ** (i + 1)
-            self.ups.append(
-                weight_norm(nn.ConvTranspose1d(c_in, ch, k, u, padding=(k - u) // 2))
-            )
+            self.ups.append(weight_norm(nn.ConvTranspose1d(c_in, ch, k, u, padding=(k - u) // 2)))
             if i + 1 < len(upsample_rates):
                 s = int(np.prod(upsample_rates[i + 1 :]))
                 self.noise_convs.append(nn.Conv1d(1, ch, 2 * s, stride=s, padding=s // 2))

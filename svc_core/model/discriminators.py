@@ -59,9 +59,7 @@ class DiscriminatorR(nn.Module):
 class MultiResolutionDiscriminator(nn.Module):
     def __init__(self, resolutions, channels: int = 32, slope: float = 0.2):
         super().__init__()
-        self.discriminators = nn.ModuleList(
-            DiscriminatorR(r, channels, slope) for r in resolutions
-        )
+        self.discriminators = nn.ModuleList(DiscriminatorR(r, channels, slope) for r in resolutions)
 
     def forward(self, x: torch.Tensor) -> DiscOutput:
         return [d(x) for d in self.discriminators]
@@ -85,8 +83,11 @@ class DiscriminatorP(nn.Module):
         self.convs = nn.ModuleList(
             weight_norm(
                 nn.Conv2d(
-                    chans[i], chans[i + 1], (kernel_size, 1),
-                    (stride if i < len(channels) - 1 else 1, 1), padding=pad,
+                    chans[i],
+                    chans[i + 1],
+                    (kernel_size, 1),
+                    (stride if i < len(channels) - 1 else 1, 1),
+                    padding=pad,
                 )
             )  # fmt: skip
             for i in range(len(channels))
@@ -134,7 +135,9 @@ class ScaleDiscriminator(nn.Module):
         c = channels
         layers = [nn.Conv1d(1, c[0], 15, 1, padding=7)]
         for i in range(1, 5):
-            layers.append(nn.Conv1d(c[i - 1], c[i], 41, 4, groups=max(1, c[i - 1] // 4), padding=20))
+            layers.append(
+                nn.Conv1d(c[i - 1], c[i], 41, 4, groups=max(1, c[i - 1] // 4), padding=20)
+            )
         layers.append(nn.Conv1d(c[4], c[5], 5, 1, padding=2))
         self.convs = nn.ModuleList(weight_norm(m) for m in layers)
         self.conv_post = weight_norm(nn.Conv1d(c[5], 1, 3, 1, padding=1))

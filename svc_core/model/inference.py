@@ -4,6 +4,12 @@ This is the model half of conversion; the convert stage extracts features from t
 vocals, picks the pitch shift and cuts long audio into chunks (the prior encoder's
 attention is quadratic in length: keep chunks to about 30 s), then calls
 :meth:`VoiceModel.synthesize` per chunk.
+
+:func:`load_voice_model` reads every model file a user may have: our voice packages and
+training checkpoints, and so-vits-svc 5.0's pretrain, training checkpoint and export
+(:mod:`svc_core.model.sovits5`). One chunk of :meth:`VoiceModel.synthesize` with
+``noise_scale=0`` and 5.0's excitation computes what 5.0's ``svc_inference.py`` computes;
+weight norm is folded into plain weights at load time (same numbers, less work).
 """
 
 from __future__ import annotations
@@ -16,10 +22,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from svc_core.errors import BadInputError
+from svc_core.errors import BadInputError, IncompatibleError
 from svc_core.model.align import align_to_frames
 from svc_core.model.builders import build_generator
 from svc_core.model.config import SVCConfig, config_from_dict
+from svc_core.model.sovits5 import (
+    TRAIN_ONLY_PREFIXES,
+    check_state_fits,
+    is_sovits5_dict,
+    parse_sovits5,
+    read_torch_file,
+)
 
 
 def _remove_weight_norm(module: torch.nn.Module) -> None:
@@ -57,8 +70,13 @@ class VoiceModel:
         self.sample_rate = config.audio.sample_rate
         self.hop_length = config.audio.hop_length
         self.frame_rate = self.sample_rate / self.hop_length
-        gen = build_generator(config)
-        gen.load_state_dict(generator_state)
+        gen = build_generator(config, inference_only=True)
+        state = {k: v for k, v in generator_state.items() if not k.startswith(TRAIN_ONLY_PREFIXES)}
+        source = str(self.info.get("config_source", "its config"))
+        check_state_fits(
+            gen, state, f"the generator in {self.info.get('file', 'the model file')}", source
+        )
+        gen.load_state_dict(state, strict=True)
         gen.eval()
         _remove_weight_norm(gen)
         self.generator = gen.to(self.device)
@@ -80,6 +98,7 @@ class VoiceModel:
         n_frames: int | None = None,
         noise_scale: float = 1.0,
         seed: int | None = 0,
+        excitation: np.ndarray | None = None,
     ) -> np.ndarray:
         """Content + F0 + target speaker -> audio.
 
@@ -96,6 +115,8 @@ class VoiceModel:
             n_frames: model frames to produce (default: the duration of ``f0_hz``).
             noise_scale: prior sampling noise (0: the prior mean; 5.0 samples with 1).
             seed: seed of the sampling noise (None: the global RNG).
+            excitation: ``[n_frames * hop_length]`` NSF source to use instead of the one
+                generated from the F0 (5.0's ``pitch2source``, whose phases are random).
 
         Returns:
             float32 ``[n_frames * hop_length]`` at :attr:`sample_rate`.
@@ -146,20 +167,46 @@ class VoiceModel:
 
         f0_t = torch.from_numpy(np.ascontiguousarray(f0_a))[None].to(self.device)
         spk_t = torch.from_numpy(spk_a)[None].to(self.device)
+        exc_t = None
+        if excitation is not None:
+            e = np.asarray(excitation, dtype=np.float32).reshape(-1)
+            if e.shape[0] != n_frames * self.hop_length or not np.all(np.isfinite(e)):
+                raise BadInputError(
+                    f"the excitation must be {n_frames * self.hop_length} finite samples, "
+                    f"got {e.shape[0]}"
+                )
+            exc_t = torch.from_numpy(e)[None].to(self.device)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            audio = self.generator.infer(ppg_t, vec_t, f0_t, spk_t, noise_scale=noise_scale)
+            audio = self.generator.infer(
+                ppg_t, vec_t, f0_t, spk_t, noise_scale=noise_scale, excitation=exc_t
+            )
         return audio[0].float().cpu().numpy()
 
 
-def load_voice_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> VoiceModel:
-    """Load a voice package (``.zip``) or a training checkpoint (``.pt``) for conversion.
+def load_voice_model(
+    path: str | os.PathLike,
+    hparams: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+) -> VoiceModel:
+    """Load any voice model file for conversion.
+
+    Accepted: an svc-studio voice package (``.zip``), an svc-studio training checkpoint, and
+    so-vits-svc 5.0's pretrain ``{model_g, model_d}``, training checkpoint
+    ``{model_g, model_d, optim_g, optim_d, step, epoch, hp_str}`` and export ``{model_g}``.
+
+    Args:
+        path: the file.
+        hparams: for 5.0 files without ``hp_str``: their hparams YAML (5.0's format);
+            without it such a file is read with 5.0's ``configs/base.yaml`` sizes.
+        device: where the generator runs.
 
     Raises:
-        BadInputError: the file does not exist.
-        IncompatibleError: unknown format or version, or damaged file.
+        BadInputError: the file does not exist, or the hparams are unusable.
+        IncompatibleError: unknown format or version, damaged file, or weights that do not
+            fit the sizes (the message names what differs).
     """
     path = Path(path)
     if not path.is_file():
@@ -168,10 +215,27 @@ def load_voice_model(path: str | os.PathLike, device: str | torch.device = "cpu"
         from svc_core.model.package import load_voice_package
 
         pkg = load_voice_package(path)
-        return VoiceModel(pkg.config, pkg.generator_state, pkg.speaker, pkg.info, device)
-    from svc_core.train.checkpoint import load_checkpoint_file
+        info = {**pkg.info, "file": path.name, "config_source": "its config.yaml"}
+        return VoiceModel(pkg.config, pkg.generator_state, pkg.speaker, info, device)
+    obj = read_torch_file(path)
+    if is_sovits5_dict(obj):
+        f = parse_sovits5(obj, path, hparams)
+        info = {
+            "format": "sovits5",
+            "layout": f.layout,
+            "file": path.name,
+            "config_source": f.config_source,
+            "step": f.step,
+            "epoch": f.epoch,
+        }
+        return VoiceModel(f.config, f.generator, None, info, device)
+    from svc_core.train.checkpoint import check_checkpoint
 
-    ckpt = load_checkpoint_file(path)
+    ckpt = check_checkpoint(obj, path)
     config = config_from_dict(ckpt["config"])
-    info = {"checkpoint": str(path), **ckpt.get("state", {})}
+    info = {"checkpoint": str(path), "file": path.name, "config_source": "its config",
+            **ckpt.get("state", {})}  # fmt: skip
     return VoiceModel(config, ckpt["generator"], None, info, device)
+
+
+__all__ = ["IncompatibleError", "VoiceModel", "load_voice_model"]

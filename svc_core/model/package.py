@@ -28,7 +28,7 @@ from svc_core.errors import BadInputError, IncompatibleError
 from svc_core.model.config import SVCConfig, config_from_dict
 
 PACKAGE_FORMAT = "svc-studio/voice"
-PACKAGE_VERSION = 1
+PACKAGE_VERSION = 2  # 2: so-vits-svc 5.0's architecture (1 had a look-alike)
 INFO_NAME = "voice.json"
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "generator.pt"
@@ -91,6 +91,11 @@ def load_voice_package(path: str | Path) -> VoicePackage:
             raise IncompatibleError(f"voice package {path.name}: unreadable {INFO_NAME}") from exc
         if not isinstance(info, dict) or info.get("format") != PACKAGE_FORMAT:
             raise IncompatibleError(f"{path.name} is not an svc-studio voice package")
+        if info.get("version") == 1:
+            raise IncompatibleError(
+                f"voice package {path.name} was made by an earlier svc-studio whose model was "
+                "not so-vits-svc 5.0's; it cannot be loaded: train the voice again"
+            )
         if info.get("version") != PACKAGE_VERSION:
             raise IncompatibleError(
                 f"voice package {path.name} has format version {info.get('version')}; this "

@@ -137,7 +137,7 @@ def config_from_hparams(hp: dict[str, Any], name: str = "sovits5") -> SVCConfig:
             c_mel=float(t.get("c_mel", base.train.c_mel)),
             c_kl=float(t.get("c_kl", base.train.c_kl)),
         )
-        if (_get(hp, "mpd", "use_spectral_norm") or _get(hp, "mrd", "use_spectral_norm")):
+        if _get(hp, "mpd", "use_spectral_norm") or _get(hp, "mrd", "use_spectral_norm"):
             raise BadInputError("5.0 hparams with use_spectral_norm: true are not supported")
         return SVCConfig(audio=audio, model=model, train=train, name=name)
     except (KeyError, TypeError, ValueError) as exc:

@@ -178,6 +178,7 @@ class SVCModel(nn.Module):
         resblock_kernel_sizes: tuple[int, ...],
         resblock_dilation_sizes: tuple[tuple[int, ...], ...],
         harmonic_num: int,
+        inference_only: bool = False,
     ):
         super().__init__()
         if upsample_input != inter_channels:
@@ -186,7 +187,9 @@ class SVCModel(nn.Module):
         self.ppg_dim, self.vec_dim, self.spk_dim = ppg_dim, vec_dim, spk_dim
         self.ppg_noise, self.vec_noise = ppg_noise, vec_noise
         self.sample_rate = sample_rate
-        self.emb_g = nn.Linear(spk_dim, gin_channels)
+        self.inference_only = inference_only
+        # 5.0's SynthesizerInfer keeps only enc_p, flow and dec (what its export holds)
+        self.emb_g = None if inference_only else nn.Linear(spk_dim, gin_channels)
         self.enc_p = TextEncoder(
             ppg_dim,
             vec_dim,
@@ -199,14 +202,20 @@ class SVCModel(nn.Module):
             p_dropout,
             attn_window,
         )
-        self.speaker_classifier = SpeakerClassifier(hidden_channels, spk_dim)
-        self.enc_q = PosteriorEncoder(
-            spec_channels,
-            inter_channels,
-            hidden_channels,
-            posterior_kernel,
-            posterior_layers,
-            gin_channels,
+        self.speaker_classifier = (
+            None if inference_only else SpeakerClassifier(hidden_channels, spk_dim)
+        )
+        self.enc_q = (
+            None
+            if inference_only
+            else PosteriorEncoder(
+                spec_channels,
+                inter_channels,
+                hidden_channels,
+                posterior_kernel,
+                posterior_layers,
+                gin_channels,
+            )
         )
         self.flow = ResidualCouplingBlock(
             inter_channels, hidden_channels, flow_kernel, 1, flow_layers, n_flows, spk_dim
@@ -266,6 +275,8 @@ class SVCModel(nn.Module):
             spk: ``[B, spk_dim]`` speaker vector.
             lengths: ``[B]`` valid frames per item (each >= ``segment_frames``).
         """
+        if self.inference_only:
+            raise RuntimeError("an inference-only generator cannot train")
         self._check_inputs(ppg, vec, f0, spk)
         if ppg is not None and self.ppg_noise > 0:
             ppg = ppg + torch.randn_like(ppg) * self.ppg_noise

@@ -38,7 +38,7 @@ import torch
 from svc_core.errors import IncompatibleError
 
 CHECKPOINT_FORMAT = "svc-studio/train-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: so-vits-svc 5.0's architecture
 CHECKPOINT_DIR = "checkpoints"
 LATEST_NAME = "latest.pt"
 BEST_NAME = "best.pt"
@@ -166,6 +166,24 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # -- load ----------------------------------------------------------------------------------
 
 
+def check_checkpoint(ckpt: Any, path: Path) -> dict[str, Any]:
+    """Check a loaded object's checkpoint format and version (see :func:`load_checkpoint_file`)."""
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise IncompatibleError(f"{path.name} is neither an svc-studio nor a so-vits-svc 5.0 model")
+    version = ckpt.get("version")
+    if version == 1:
+        raise IncompatibleError(
+            f"{path.name} was trained by an earlier svc-studio whose model was not so-vits-svc "
+            "5.0's; it cannot be used: train the voice again (it now fine-tunes 5.0's pretrain)"
+        )
+    if version != CHECKPOINT_VERSION:
+        raise IncompatibleError(
+            f"{path.name} is a version {version} checkpoint; this version of "
+            f"svc-studio reads version {CHECKPOINT_VERSION}"
+        )
+    return ckpt
+
+
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
     """Load and check a training checkpoint's format and version.
 
@@ -181,14 +199,7 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
         raise IncompatibleError(
             f"{path.name} is not a readable svc-studio checkpoint ({type(exc).__name__}: {exc})"
         ) from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise IncompatibleError(f"{path.name} is not an svc-studio training checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise IncompatibleError(
-            f"{path.name} is a version {ckpt.get('version')} checkpoint; this version of "
-            f"svc-studio reads version {CHECKPOINT_VERSION}"
-        )
-    return ckpt
+    return check_checkpoint(ckpt, path)
 
 
 def find_resume_checkpoint(out_dir: Path) -> Path | None:

@@ -187,7 +187,14 @@ class TrainState:
 
     def starts_from(self) -> str:
         if self.origin.get("kind") == "base_model":
-            return f"base model {self.origin['name']} (sha256 {self.origin['sha256'][:12]})"
+            o = self.origin
+            fmt = o.get("format", "svc-studio")
+            what = f"base model {o['name']} (sha256 {o['sha256'][:12]}, {fmt})"
+            if o.get("partial"):
+                what += "; posterior encoder and speaker classifier from scratch"
+            elif not o.get("discriminator"):
+                what += "; discriminator from scratch"
+            return what
         return "from scratch"
 
 
@@ -220,74 +227,78 @@ def _dataset_fingerprint(ds: SliceDataset) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def _check_fits(name: str, module: torch.nn.Module, state: dict[str, torch.Tensor], what: str):
-    """Strict key + shape comparison with a readable error."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: base {list(state[k].shape)} vs model {list(own[k].shape)}"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} tensors differ in shape, e.g. " + "; ".join(shapes[:3]))
-        if missing:
-            parts.append(f"{len(missing)} missing, e.g. {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected, e.g. {', '.join(unexpected[:3])}")
-        raise IncompatibleError(
-            f"base model {name} does not fit this model config ({what}): "
-            + "; ".join(parts)
-            + ". A base model must be trained with the same model sizes and content "
-            "features (whisper/HuBERT dimensions)."
-        )
-
-
 def load_base_weights(
     path: Path, config: SVCConfig, gen: torch.nn.Module, disc: torch.nn.Module
 ) -> dict[str, Any]:
     """Initialise ``gen`` (and ``disc`` where the file has one) from a base model.
 
-    ``path`` is a training checkpoint (``.pt``) or a voice package (``.zip``). Shapes and
-    key sets must match exactly. Returns the origin record stored in checkpoints.
+    ``path`` is so-vits-svc 5.0's pretrain, training checkpoint or export, an svc-studio
+    training checkpoint, or a voice package (``.zip``). Shapes and key sets must match the
+    run's config exactly; a file without the training-only parts of the generator (5.0's
+    export, a voice package) leaves ``emb_g``, ``enc_q`` and the speaker classifier at their
+    initial values. Returns the origin record stored in checkpoints.
 
     Raises:
         BadInputError: the file does not exist.
         IncompatibleError: unknown format, other sample rate/hop, or mismatching tensors.
     """
+    from svc_core.model.sovits5 import (
+        TRAIN_ONLY_PREFIXES,
+        check_state_fits,
+        is_sovits5_dict,
+        parse_sovits5,
+        read_torch_file,
+    )
+
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"base model file {path} does not exist")
+    fmt = "svc-studio"
     if path.suffix.lower() == ".zip":
         from svc_core.model.package import load_voice_package
 
         pkg = load_voice_package(path)
         base_cfg, g_state, d_state = pkg.config, pkg.generator_state, None
     else:
-        ckpt = ck.load_checkpoint_file(path)
-        from svc_core.model.config import config_from_dict
+        obj = read_torch_file(path)
+        if is_sovits5_dict(obj):
+            f = parse_sovits5(obj, path)
+            fmt = f"so-vits-svc 5.0 {f.layout}"
+            # a 5.0 file without hp_str is read with this run's sizes: the shape check decides
+            base_cfg = f.config if f.config_source == "the file's hp_str" else config
+            g_state, d_state = f.generator, f.discriminator
+        else:
+            from svc_core.model.config import config_from_dict
 
-        base_cfg = config_from_dict(ckpt["config"])
-        g_state, d_state = ckpt["generator"], ckpt.get("discriminator")
+            ckpt = ck.check_checkpoint(obj, path)
+            base_cfg = config_from_dict(ckpt["config"])
+            g_state, d_state = ckpt["generator"], ckpt.get("discriminator")
     for key in ("sample_rate", "hop_length"):
         a, b = getattr(base_cfg.audio, key), getattr(config.audio, key)
         if a != b:
             raise IncompatibleError(
                 f"base model {path.name} was trained with audio.{key} = {a}, this config uses {b}"
             )
-    _check_fits(path.name, gen, g_state, "generator")
-    gen.load_state_dict(g_state)
+    partial = not any(k.startswith(TRAIN_ONLY_PREFIXES) for k in g_state)
+    hint = (
+        "this run's config (a base model must have the same model sizes and content "
+        "features: whisper/HuBERT dimensions)"
+    )
+    check_state_fits(
+        gen, g_state, f"base model {path.name} (generator)", hint,
+        ignore_prefixes=TRAIN_ONLY_PREFIXES if partial else (),
+    )  # fmt: skip
+    gen.load_state_dict(g_state, strict=not partial)
     if d_state is not None:
-        _check_fits(path.name, disc, d_state, "discriminator")
+        check_state_fits(disc, d_state, f"base model {path.name} (discriminator)", hint)
         disc.load_state_dict(d_state)
     return {
         "kind": "base_model",
         "name": path.name,
+        "format": fmt,
         "sha256": _sha256(path),
         "discriminator": d_state is not None,
+        "partial": partial,
     }
 
 
@@ -455,12 +466,13 @@ class _Run:
         self.gen.to(self.device)
         self.disc.to(self.device)
         self.opt_g = builders.build_optimizer(self.gen.parameters(), t)
-        self.opt_d = builders.build_optimizer(self.disc.parameters(), t)
+        self.opt_d = builders.build_optimizer(self.disc.parameters(), t, lr_scale=1 / t.accum_step)
+        self.accum = 0  # generator batches accumulated since its last optimiser step
         self.sched_g = builders.build_scheduler(self.opt_g, t)
         self.sched_d = builders.build_scheduler(self.opt_d, t)
-        self.scaler = torch.amp.GradScaler(
-            "cuda", enabled=self.amp_dtype is torch.float16 and self.cuda
-        )
+        fp16 = self.amp_dtype is torch.float16 and self.cuda
+        self.scaler_g = torch.amp.GradScaler("cuda", enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler("cuda", enabled=fp16)
         self.spec = builders.build_linear_spectrogram(self.config).to(self.device)
         self.mel = builders.build_mel_spectrogram(self.config).to(self.device)
         self.stft_loss = builders.build_stft_loss(self.config).to(self.device)
@@ -498,7 +510,14 @@ class _Run:
         self.opt_d.load_state_dict(c["optim_d"])
         self.sched_g.load_state_dict(c["sched_g"])
         self.sched_d.load_state_dict(c["sched_d"])
-        self.scaler.load_state_dict(c["scaler"])
+        self.scaler_g.load_state_dict(c["scaler"]["g"])
+        self.scaler_d.load_state_dict(c["scaler"]["d"])
+        pending = c.get("pending_grad_g")
+        self.accum = int(c.get("accum", 0))
+        if pending:
+            for name, p in self.gen.named_parameters():
+                if name in pending:
+                    p.grad = pending[name].to(self.device)
         s = c["state"]
         self.state = TrainState(
             step=int(s["step"]),
@@ -528,7 +547,14 @@ class _Run:
             "optim_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(),
             "sched_d": self.sched_d.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            "scaler": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
+            # generator gradients accumulated since its last optimiser step
+            "accum": self.accum,
+            "pending_grad_g": {
+                n: p.grad.detach().cpu()
+                for n, p in self.gen.named_parameters()
+                if self.accum and p.grad is not None
+            },
             "state": {
                 "step": s.step,
                 "epoch": s.epoch,
@@ -611,6 +637,13 @@ class _Run:
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        """One batch of 5.0's recipe (``vits_extend/train.py``).
+
+        The generator's gradients accumulate over ``accum_step`` batches (divided by it)
+        and its optimiser steps on the last of them or at the end of an epoch; the
+        discriminator (at ``lr / accum_step``) steps on every batch. Gradients pending
+        between generator steps are saved with checkpoints, so resume stays exact.
+        """
         t, a, dev = self.tc, self.config.audio, self.device
         nb = self.cuda
         wav = batch["wav"].to(dev, non_blocking=nb)  # [B, 1, T * hop]
@@ -622,7 +655,7 @@ class _Run:
         with torch.no_grad():
             spec = self.spec(wav[:, 0])  # [B, F, T]
 
-        # generator: 5.0's loss mix (adv + 2 fm + mel + 9 stft + kl_f + kl_r / 2 + spk / 2)
+        # generator: adv + 2 fm + mel + 9 stft + 0.2 (kl_f + kl_r / 2) + 2 spk
         self.disc.requires_grad_(False)
         with self._autocast():
             out = self.gen(ppg, vec, f0, spec, spk, lengths)
@@ -634,31 +667,35 @@ class _Run:
                 d_real = self.disc(real)
             adv = generator_adv_loss(d_fake)
             fm = feature_matching_loss(d_real, d_fake)
-            kl_f = kl_loss(out.z_f, out.logs_q, out.m_p, out.logs_p, out.mask)
-            kl_r = kl_loss(out.z_r, out.logs_p, out.m_q, out.logs_q, out.mask)
+            kl_f = kl_loss(out.z_f, out.logs_q, out.m_p, out.logs_p, out.logdet_f, out.mask)
+            kl_r = kl_loss(out.z_r, out.logs_p, out.m_q, out.logs_q, out.logdet_r, out.mask)
         fake32, real32 = fake[:, 0].float(), real[:, 0].float()
         mel = F.l1_loss(self.mel(fake32), self.mel(real32))
         sc, mag = self.stft_loss(fake32, real32)
-        spk_loss = torch.zeros((), device=dev)
-        if out.spk_pred is not None:
-            spk_loss = (1.0 - F.cosine_similarity(out.spk_pred.float(), spk, dim=-1)).mean()
+        spk_loss = (1.0 - F.cosine_similarity(spk, out.spk_pred.float(), dim=-1)).mean()
         loss_g = (
             adv
             + t.c_fm * fm
             + t.c_mel * mel
             + t.c_stft * (sc + mag)
-            + t.c_kl * (kl_f + 0.5 * kl_r)
+            + t.c_kl * (kl_f + t.c_kl_r * kl_r)
             + t.c_spk * spk_loss
         )
-        ok_g = self._backward_step(loss_g, self.gen, self.opt_g)
+        ok_g = self._backward(loss_g, self.scaler_g)
+        self.accum += 1
+        end_of_epoch = self.state.batch + 1 >= self.batches_per_epoch
+        if self.accum >= t.accum_step or end_of_epoch:
+            ok_g = self._step(self.gen, self.opt_g, self.scaler_g, self.accum) and ok_g
+            self.accum = 0
         self.disc.requires_grad_(True)
 
         with self._autocast():
             d_fake = self.disc(fake.detach())
             d_real = self.disc(real)
             loss_d = discriminator_loss(d_real, d_fake)
-        ok_d = self._backward_step(loss_d, self.disc, self.opt_d)
-        self.scaler.update()
+        ok_d = self._backward(loss_d, self.scaler_d) and self._step(
+            self.disc, self.opt_d, self.scaler_d, 1
+        )
 
         if ok_g and ok_d:
             self.bad_steps = 0
@@ -683,18 +720,29 @@ class _Run:
         }
         return {k: float(v.detach()) for k, v in vals.items()}
 
-    def _backward_step(self, loss, module, opt) -> bool:
-        opt.zero_grad(set_to_none=True)
+    def _backward(self, loss: torch.Tensor, scaler: torch.amp.GradScaler) -> bool:
         if not torch.isfinite(loss.detach()):
             return False  # skip: one bad batch must not poison the weights
-        self.scaler.scale(loss).backward()
-        self.scaler.unscale_(opt)
-        norm = torch.nn.utils.clip_grad_norm_(module.parameters(), self.tc.grad_clip)
-        if not self.scaler.is_enabled() and not torch.isfinite(norm):
-            opt.zero_grad(set_to_none=True)
-            return False
-        self.scaler.step(opt)  # with fp16 the scaler itself skips non-finite gradients
+        scaler.scale(loss).backward()
         return True
+
+    def _step(self, module, opt, scaler: torch.amp.GradScaler, accumulated: int) -> bool:
+        """Average ``accumulated`` batches' gradients, clip (if configured), step, zero."""
+        scaler.unscale_(opt)
+        if accumulated > 1:
+            for p in module.parameters():
+                if p.grad is not None:
+                    p.grad /= accumulated
+        clip = self.tc.grad_clip if self.tc.grad_clip > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
+        ok = True
+        if not scaler.is_enabled() and not torch.isfinite(norm):
+            ok = False  # skip the update
+        else:
+            scaler.step(opt)  # with fp16 the scaler itself skips non-finite gradients
+            scaler.update()
+        opt.zero_grad(set_to_none=True)
+        return ok
 
     # -- evaluation ------------------------------------------------------------------------
 

@@ -96,7 +96,8 @@ def test_train_forward_backward_for_random_lengths(tiny, seed):
     assert out.z_f.shape == out.z_r.shape == (len(lengths), tiny.model.inter_channels, max(lengths))
     assert out.spk_pred.shape == (len(lengths), tiny.model.spk_dim)
     scores = disc(out.audio)
-    assert len(scores) == len(tiny.model.mpd_periods) + len(tiny.model.mrd_resolutions)
+    # 5.0's order: one per resolution, one per period, then the scale discriminator
+    assert len(scores) == len(tiny.model.mpd_periods) + len(tiny.model.mrd_resolutions) + 1
     loss = sum(s.float().pow(2).mean() for _, s in scores) + out.z_f.pow(2).mean()
     loss = loss + out.spk_pred.pow(2).mean()
     loss.backward()
@@ -129,22 +130,22 @@ def test_input_shape_errors_are_plain(tiny):
 
 
 def test_relative_attention_matches_a_naive_implementation():
-    from svc_core.model.modules import RelativeAttention
+    from svc_core.model.modules import MultiHeadAttention
 
     torch.manual_seed(0)
-    att = RelativeAttention(channels=8, n_heads=2, window=2).eval()
+    att = MultiHeadAttention(channels=8, n_heads=2, window=2).eval()
     t = 6
     x = torch.randn(1, 8, t)
     mask = torch.ones(1, 1, t, t)
     got = att(x, mask)
 
-    d = att.k_ch
-    q = att.q(x).view(1, 2, d, t).transpose(2, 3) / d**0.5
-    k = att.k(x).view(1, 2, d, t).transpose(2, 3)
-    v = att.v(x).view(1, 2, d, t).transpose(2, 3)
+    d = att.k_channels
+    q = att.conv_q(x).view(1, 2, d, t).transpose(2, 3) / d**0.5
+    k = att.conv_k(x).view(1, 2, d, t).transpose(2, 3)
+    v = att.conv_v(x).view(1, 2, d, t).transpose(2, 3)
 
     def rel(emb, off):  # zero embedding outside the window
-        return emb[off + att.window] if abs(off) <= att.window else torch.zeros(d)
+        return emb[0, off + att.window] if abs(off) <= att.window else torch.zeros(d)
 
     scores = torch.zeros(1, 2, t, t)
     for i in range(t):
@@ -155,29 +156,32 @@ def test_relative_attention_matches_a_naive_implementation():
     for i in range(t):
         for j in range(t):
             out[0, :, i] += p[0, :, i, j, None] * (v[0, :, j] + rel(att.emb_rel_v, j - i))
-    want = att.o(out.transpose(2, 3).reshape(1, 8, t))
+    want = att.conv_o(out.transpose(2, 3).reshape(1, 8, t))
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
-def test_flow_is_invertible(tiny):
+def test_flow_is_invertible_and_its_log_determinants_cancel(tiny):
     torch.manual_seed(0)
     gen = builders.build_generator(tiny)
     for p in gen.flow.parameters():  # leave the identity initialisation
         torch.nn.init.normal_(p, std=0.1)
     x = torch.randn(2, tiny.model.inter_channels, 20)
     mask = torch.ones(2, 1, 20)
-    g = torch.randn(2, tiny.model.gin_channels, 1)
-    y = gen.flow(x, mask, g)
+    spk = torch.randn(2, tiny.model.spk_dim)
+    y, logdet = gen.flow(x, mask, spk)
     assert not torch.allclose(y, x)
-    torch.testing.assert_close(gen.flow(y, mask, g, reverse=True), x, atol=1e-5, rtol=1e-5)
+    assert torch.all(logdet != 0)  # SNAC scales by the speaker: not volume-preserving
+    back, logdet_r = gen.flow(y, mask, spk, reverse=True)
+    torch.testing.assert_close(back, x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logdet_r, -logdet, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("frames", [1, 5, 26])
 def test_nsf_decoder_length_with_the_base_upsampling(frames):
-    from svc_core.model.decoder import NSFGenerator
+    from svc_core.model.decoder import Generator
 
     base = load_config("base").model
-    dec = NSFGenerator(
+    dec = Generator(
         32000,
         256,
         16,
@@ -186,22 +190,21 @@ def test_nsf_decoder_length_with_the_base_upsampling(frames):
         base.upsample_kernel_sizes,
         (3,),
         ((1, 3),),
-        harmonic_num=2,
     )
     y = dec(torch.randn(1, 16, frames), torch.full((1, frames), 200.0), torch.randn(1, 256))
     assert y.shape == (1, 1, frames * 320)
 
 
 def test_sine_source_is_at_f0():
-    from svc_core.model.decoder import SineSource
+    from svc_core.model.decoder import SineGen
 
-    src = SineSource(16000, harmonic_num=2)
+    src = SineGen(16000, harmonic_num=2)
     torch.manual_seed(0)
-    h = src.harmonics(torch.full((1, 16000), 250.0))  # [1, N, 3]: f0, 2 f0, 3 f0
+    h = src(torch.full((1, 16000, 1), 250.0))  # [1, N, 3]: f0, 2 f0, 3 f0
     for k in range(3):
         spec = np.abs(np.fft.rfft(h[0, :, k].numpy()))
         assert np.argmax(spec) == 250 * (k + 1)  # 1-Hz bins over one second
-    unvoiced = src.harmonics(torch.zeros(1, 16000))
+    unvoiced = src(torch.zeros(1, 16000, 1))
     assert unvoiced.std() < 0.05  # noise only (sine_amp / 3)
 
 
