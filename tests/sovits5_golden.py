@@ -26,7 +26,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 def uniform01(name: str, n: int, seed: int) -> np.ndarray:
     """``n`` deterministic floats in [0, 1) for the tensor called ``name``."""
-    key = np.uint64(int.from_bytes(hashlib.sha256(f"{seed}:{name}".encode()).digest()[:8], "little"))
+    digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+    key = np.uint64(int.from_bytes(digest[:8], "little"))
     with np.errstate(over="ignore"):
         x = np.arange(n, dtype=np.uint64) * _GOLDEN + key
         x = (x ^ (x >> np.uint64(30))) * _M1
