@@ -142,7 +142,12 @@ class TrainRequest(BaseModel):
     max_steps: int | None = Field(default=None, ge=1, le=10_000_000)
     max_epochs: int | None = Field(default=None, ge=1, le=100_000)
     max_minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
+    # None: so-vits-svc 5.0's pretrain when it is installed and fits (base config, whisper
+    # large + hubert-soft); "none": from scratch; else an asset name (svc-studio assets list)
     base_model: str | None = Field(default=None, max_length=200)
+    # the speaker vectors the voice is conditioned on; None: 5.0's encoder when installed
+    # (the 5.0 pretrain needs it), else GE2E
+    speaker_encoder: Literal["ge2e", "sovits5"] | None = None
     slicer: SlicerOptions = Field(default_factory=SlicerOptions)
     # slices are loudness-normalised to this before features are computed; null = as they are
     target_lufs: float | None = Field(default=-20.0, ge=-40, le=-6)

@@ -43,7 +43,10 @@ class PipelineParams:
     max_steps: int | None = None
     max_epochs: int | None = None
     max_minutes: float | None = None
-    base_model: str | None = None  # a voice package or checkpoint file to fine-tune from
+    # None: so-vits-svc 5.0's pretrain when installed and usable (svc_core.recipes);
+    # "none": from scratch; else an asset name or a model file to fine-tune from
+    base_model: str | None = None
+    speaker_encoder: str | None = None  # None: follows the base model (recipes.plan_start)
     transpose: float | None = 0.0  # None: automatic
     slicer: SliceParams = field(default_factory=SliceParams)
     mix: MixParams = field(default_factory=MixParams)
@@ -87,6 +90,7 @@ def run_pipeline(
     from svc_core.f0.base import canonical_method, recommended_method
     from svc_core.preprocess import build_dataset, params_for
     from svc_core.quality import quality_report
+    from svc_core.recipes import SOVITS5_SPEAKER, plan_start, resolve_base_model
     from svc_core.report.coverage import SliceStats, coverage_report
     from svc_core.separation import DEREVERB_MODEL, SeparationParams, default_model, separate
     from svc_core.train.package import export_voice_package
@@ -175,8 +179,16 @@ def run_pipeline(
         )
     report("slice", 1.0)
 
-    # 4. preprocess
+    # 4. preprocess (the start plan decides the speaker encoder: 5.0's pretrain needs 5.0's)
     f0_method = canonical_method(params.f0_method or recommended_method(cuda))
+    plan = plan_start(
+        params.base_model,
+        config=params.config,
+        ppg_model=params.ppg_model,
+        vec_model=params.vec_model,
+        models_dir=models,
+        speaker_encoder=params.speaker_encoder,
+    )
 
     def resolve(name: str | None) -> str | None:
         return str(asset_path(name, models)) if name else None
@@ -188,6 +200,8 @@ def run_pipeline(
         vec_checkpoint=resolve(params.vec_model),
         device=device,
         f0_weights=resolve("rmvpe") if f0_method == "rmvpe" else None,
+        speaker_encoder=plan.speaker_encoder,
+        speaker_model=resolve(SOVITS5_SPEAKER) if plan.speaker_encoder == "sovits5" else None,
     )
     f0p, content = pp.f0, pp.content
     dataset = work / "dataset"
@@ -210,7 +224,7 @@ def run_pipeline(
         max_steps=params.max_steps,
         max_epochs=params.max_epochs,
         max_seconds=None if minutes is None else minutes * 60.0,
-        base_model=Path(params.base_model) if params.base_model else None,
+        base_model=resolve_base_model(plan.base_model, models, allow_files=True),
         device=params.device,
         save_every_s=120.0,
     )
@@ -229,7 +243,9 @@ def run_pipeline(
             "f0_method": f0_method,
             "ppg_model": params.ppg_model,
             "vec_model": params.vec_model,
+            "speaker_encoder": plan.speaker_encoder,
         },
+        "start": plan.to_dict(),
         "pitch_histogram": coverage.get("histogram"),
         "pitch_hop_s": hop_s,
         "train": {
@@ -293,7 +309,7 @@ def run_pipeline(
         conv_sr,
         src_audio,
         src_sr,
-        np.load(built.speaker_path),
+        np.load(built.judge_path),  # GE2E centroid: the independent judge
         transpose_semitones=semitones,
         f0=f0p,
     )

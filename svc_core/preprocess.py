@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,13 @@ from svc_core.content.extract import ContentExtractor, ContentParams
 from svc_core.errors import BadAudioError, BadInputError
 from svc_core.f0.base import F0Params, extract_f0
 from svc_core.progress import ProgressFn, StopFn, check_stop
-from svc_core.speaker import SpeakerParams, centroid, save_spk, speaker_embedding
+from svc_core.speaker import (
+    SpeakerParams,
+    centroid,
+    save_spk,
+    singer_vector,
+    speaker_embedding,
+)
 from svc_core.train.dataset import DatasetManifest, SliceEntry, write_manifest
 
 FEATURE_VERSION = 1  # bump when the way features are computed changes
@@ -58,18 +64,15 @@ class PreprocessParams:
     @property
     def f0_params(self) -> F0Params:
         """F0 on the model's frame grid (hop_length / sample_rate seconds)."""
-        from dataclasses import replace
-
         return replace(self.f0, hop_s=self.hop_length / self.sample_rate)
 
     def feature_key(self) -> dict:
         """Everything that changes a slice's features (the device does not)."""
         content = {k: v for k, v in asdict(self.content).items() if k not in ("device",)}
         for name in ("ppg_checkpoint", "vec_checkpoint"):
-            path = content.get(name)
-            if path:  # the file's identity, not where it lies
-                st = Path(path).stat()
-                content[name] = f"{Path(path).name}:{st.st_size}:{int(st.st_mtime)}"
+            content[name] = _file_identity(content.get(name))
+        speaker = {k: v for k, v in asdict(self.speaker).items() if k != "device"}
+        speaker["encoder_model"] = _file_identity(speaker.get("encoder_model"))
         f0 = {k: v for k, v in asdict(self.f0_params).items() if k not in ("device",)}
         return {
             "v": FEATURE_VERSION,
@@ -78,8 +81,16 @@ class PreprocessParams:
             "lufs": self.target_lufs,
             "f0": f0,
             "content": content,
-            "speaker": {k: v for k, v in asdict(self.speaker).items() if k != "device"},
+            "speaker": speaker,
         }
+
+
+def _file_identity(path: str | None) -> str | None:
+    """A model file's identity (name, size, mtime), not where it lies."""
+    if not path:
+        return None
+    st = Path(path).stat()
+    return f"{Path(path).name}:{st.st_size}:{int(st.st_mtime)}"
 
 
 def params_for(
@@ -90,6 +101,8 @@ def params_for(
     vec_checkpoint: str | None,
     device: str = "cpu",
     f0_weights: str | None = None,
+    speaker_encoder: str = "ge2e",
+    speaker_model: str | None = None,
 ) -> PreprocessParams:
     """Preprocessing settings for a model config (its sample rate and hop) and the chosen
     F0 method and content checkpoints — one place for the worker, the CLI and the pipeline."""
@@ -103,6 +116,7 @@ def params_for(
         content=ContentParams(
             ppg_checkpoint=ppg_checkpoint, vec_checkpoint=vec_checkpoint, device=device
         ),
+        speaker=SpeakerParams(device=device, encoder=speaker_encoder, encoder_model=speaker_model),
     )
 
 
@@ -119,7 +133,8 @@ class SliceFeatures:
 class PreprocessResult:
     dataset_dir: Path
     manifest: DatasetManifest
-    speaker_path: Path
+    speaker_path: Path  # the voice's speaker vector (what the model is conditioned on)
+    judge_path: Path  # its GE2E centroid (what the quality report compares with)
     slices: list[SliceFeatures]
     skipped: list[str]  # "<slice>: <reason>"
 
@@ -177,6 +192,7 @@ def build_dataset(
     done: list[tuple[SliceFeatures, SliceEntry]] = []
     skipped: list[str] = []
     spks: list[np.ndarray] = []
+    judges: list[np.ndarray] = []
     for i, src in enumerate(slices):
         check_stop(should_stop)
         src = Path(src)
@@ -188,6 +204,8 @@ def build_dataset(
             "spk": base.with_suffix(".spk.npy"),
             "info": base.with_suffix(".json"),
         }
+        if params.speaker.encoder != "ge2e":
+            files["judge"] = base.with_suffix(".ge2e.npy")
         if params.content.ppg_checkpoint:
             files["ppg"] = base.with_suffix(".ppg.npy")
         if params.content.vec_checkpoint:
@@ -208,6 +226,7 @@ def build_dataset(
             report("preprocess", (i + 1) / len(slices))
             continue
         spks.append(np.load(files["spk"]))
+        judges.append(np.load(files.get("judge", files["spk"])))
         sf = SliceFeatures(
             id=sid,
             seconds=info["seconds"],
@@ -236,7 +255,8 @@ def build_dataset(
         SliceEntry(**{**e.__dict__, "split": "valid" if e.id in valid else "train"})
         for _, e in done
     )
-    speaker_path = save_spk(out / "speaker.npy", centroid(np.stack(spks)))
+    judge_path = save_spk(out / "judge.npy", centroid(np.stack(judges)))
+    speaker_path = save_spk(out / "speaker.npy", singer_vector(np.stack(spks), params.speaker))
     dims = _dims(out, entries)
     manifest = DatasetManifest(
         sample_rate=params.sample_rate,
@@ -253,6 +273,7 @@ def build_dataset(
         dataset_dir=out,
         manifest=manifest,
         speaker_path=speaker_path,
+        judge_path=judge_path,
         slices=[s for s, _ in done],
         skipped=skipped,
     )
@@ -286,11 +307,18 @@ def _compute(
         _write_info(files, seconds=seconds, voiced=voiced, skip="no pitched singing found")
         return
     spk = speaker_embedding(mono, sr, params.speaker)
+    judge = None
+    if "judge" in files:  # the quality report's independent GE2E judge
+        judge = speaker_embedding(
+            mono, sr, replace(params.speaker, encoder="ge2e", encoder_model=None)
+        )
     content = extractor.extract(mono, sr)
     # write the info file last: its presence marks the slice's features as complete
     save_wav(files["wav"], wav, params.sample_rate)
     _save_npy(files["f0"], f0.astype(np.float32))
     _save_npy(files["spk"], spk.astype(np.float32))
+    if judge is not None:
+        _save_npy(files["judge"], judge.astype(np.float32))
     for key in ("ppg", "vec"):
         if key in files:
             _save_npy(files[key], content[key].astype(np.float16))

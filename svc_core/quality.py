@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class QualityReport:
     loudness_lufs: float
     peak_dbfs: float
     verdicts: list[str] = field(default_factory=list)
+    has_target_reference: bool = True  # False: no GE2E centroid of the target to compare with
 
     def to_dict(self) -> dict:
         def r(x: float | None) -> float | None:
@@ -53,12 +54,13 @@ class QualityReport:
             "loudness_lufs": r(self.loudness_lufs),
             "peak_dbfs": r(self.peak_dbfs),
             "verdicts": list(self.verdicts),
+            "has_target_reference": self.has_target_reference,
         }
 
 
-def _similarity(audio: np.ndarray, sr: int, other: np.ndarray, params: SpeakerParams):
+def _embedding(audio: np.ndarray, sr: int, params: SpeakerParams) -> np.ndarray | None:
     try:
-        return cosine(speaker_embedding(audio, sr, params), other)
+        return speaker_embedding(audio, sr, params)
     except BadAudioError:
         return None
 
@@ -68,7 +70,7 @@ def quality_report(
     converted_sr: int,
     source_vocals: np.ndarray,
     source_sr: int,
-    target_embedding: np.ndarray,
+    target_embedding: np.ndarray | None,
     *,
     transpose_semitones: float = 0.0,
     f0: F0Params | None = None,
@@ -79,7 +81,9 @@ def quality_report(
     Args:
         converted: ``[T]`` or ``[C, T]`` converted vocals.
         source_vocals: the source song's original vocals (``[T]`` or ``[C, T]``).
-        target_embedding: the voice's centroid ``[256]`` (or the embedding used to convert).
+        target_embedding: the voice's GE2E centroid ``[256]``; None where the voice has none
+            (a so-vits-svc 5.0 voice imported without reference audio): the similarity to
+            the target is then not measured.
         transpose_semitones: the shift applied in conversion; the melody is compared after it.
         f0: how to extract F0 from both (the voice's method).
     """
@@ -87,14 +91,15 @@ def quality_report(
     speaker = speaker or SpeakerParams()
     conv = to_mono(np.asarray(converted, np.float32))
     src = to_mono(np.asarray(source_vocals, np.float32))
-    sim_target = _similarity(conv, converted_sr, target_embedding, speaker)
-    sim_source = None
-    if sim_target is not None:
-        try:
-            src_emb = speaker_embedding(src, source_sr, speaker)
-            sim_source = cosine(speaker_embedding(conv, converted_sr, speaker), src_emb)
-        except BadAudioError:
-            sim_source = None
+    # GE2E (Resemblyzer) is the judge whatever encoder the voice was trained with
+    speaker = replace(speaker, encoder="ge2e", encoder_model=None)
+    conv_emb = _embedding(conv, converted_sr, speaker)
+    src_emb = _embedding(src, source_sr, speaker) if conv_emb is not None else None
+    sim_target = sim_source = None
+    if conv_emb is not None and target_embedding is not None:
+        sim_target = cosine(conv_emb, target_embedding)
+    if conv_emb is not None and src_emb is not None:
+        sim_source = cosine(conv_emb, src_emb)
     pitch = None
     f_conv = extract_f0(conv, converted_sr, f0)
     f_src = extract_f0(src, source_sr, f0) * np.float32(2.0 ** (transpose_semitones / 12.0))
@@ -107,6 +112,7 @@ def quality_report(
         transpose_semitones=float(transpose_semitones),
         loudness_lufs=loudness_lufs(conv, converted_sr),
         peak_dbfs=peak_dbfs(conv),
+        has_target_reference=target_embedding is not None,
     )
     return QualityReport(**{**report.__dict__, "verdicts": verdicts(report)})
 
@@ -115,7 +121,14 @@ def verdicts(q: QualityReport) -> list[str]:
     """Plain-language reading of the numbers, most important first."""
     out: list[str] = []
     st, ss = q.similarity_to_target, q.similarity_to_source
-    if st is None:
+    if not q.has_target_reference:
+        out.append(
+            "No recording of the target voice to compare with (a voice imported without its "
+            "training audio): similarity to the target not measured."
+        )
+        if ss is not None:
+            out.append(f"Similarity to the source singer: {ss:.2f}.")
+    elif st is None:
         out.append("Too little voice in the result to judge whose voice it is.")
     else:
         if st >= SIM_GOOD:

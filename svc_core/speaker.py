@@ -55,6 +55,9 @@ class SpeakerParams:
         top_db: threshold of the ``energy`` trim.
         rate: partial utterances per second (Resemblyzer's ``embed_utterance`` default 1.3).
         min_coverage: Resemblyzer's ``min_coverage`` of the last partial utterance.
+        encoder: ``ge2e`` (Resemblyzer, the default) or ``sovits5`` (so-vits-svc 5.0's LSTM
+            d-vector, :mod:`svc_core.speaker_sovits5`; its own trimming and normalisation).
+        encoder_model: the ``sovits5`` encoder's ``best_model.pth.tar``.
     """
 
     device: str = "cpu"
@@ -63,6 +66,14 @@ class SpeakerParams:
     top_db: float = 40.0
     rate: float = 1.3
     min_coverage: float = 0.75
+    encoder: str = "ge2e"
+    encoder_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ("ge2e", "sovits5"):
+            raise BadInputError(f"unknown speaker encoder '{self.encoder}' (ge2e or sovits5)")
+        if self.encoder == "sovits5" and not self.encoder_model:
+            raise BadInputError("the sovits5 speaker encoder needs its model file")
 
 
 def _resemblyzer():
@@ -144,7 +155,7 @@ def prepare_audio(audio: np.ndarray, sr: int, params: SpeakerParams = SpeakerPar
 def speaker_embedding(
     audio: np.ndarray, sr: int, params: SpeakerParams = SpeakerParams()
 ) -> np.ndarray:
-    """GE2E embedding of one utterance or slice.
+    """Speaker embedding of one utterance or slice (GE2E, or 5.0's with ``encoder="sovits5"``).
 
     Args:
         audio: ``[T]`` or ``[C, T]`` float audio at ``sr``.
@@ -152,13 +163,22 @@ def speaker_embedding(
         params: options.
 
     Returns:
-        float32 ``[256]``, unit L2 norm (all entries ≥ 0: the encoder ends in a ReLU).
+        float32 ``[256]``: GE2E's has unit L2 norm (all entries ≥ 0: it ends in a ReLU);
+        5.0's is the mean of 10 unit-norm windows.
 
     Raises:
         BadAudioError: silent, invalid or too little voice (see :func:`prepare_audio`).
     """
     import torch
 
+    if params.encoder == "sovits5":
+        from svc_core.speaker_sovits5 import sovits5_embedding
+
+        assert params.encoder_model is not None  # checked by SpeakerParams
+        device = params.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return sovits5_embedding(audio, params.encoder_model, sr, device=device)
     wav = prepare_audio(audio, sr, params)
     enc = voice_encoder(params.device)
     with torch.inference_mode():
@@ -242,6 +262,18 @@ def centroid(embeddings: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
     return _unit(arr.mean(axis=0), "mean speaker embedding")
 
 
+def singer_vector(
+    embeddings: np.ndarray | Sequence[np.ndarray], params: SpeakerParams = SpeakerParams()
+) -> np.ndarray:
+    """The voice's speaker vector from its slices' embeddings: GE2E's normalised centroid,
+    or, for 5.0's encoder, the plain mean 5.0 computes (``preprocess_speaker_ave.py``)."""
+    if params.encoder == "sovits5":
+        from svc_core.speaker_sovits5 import plain_mean
+
+        return plain_mean(embeddings)
+    return centroid(embeddings)
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine similarity of two embeddings (``[256]`` each), in [-1, 1]."""
     va, vb = _check_vec(a, "speaker embedding"), _check_vec(b, "speaker embedding")
@@ -251,13 +283,17 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.dot(va, vb) / (na * nb))
 
 
-def mix_speakers(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
+def mix_speakers(a: np.ndarray, b: np.ndarray, weight: float, normalise: bool = True) -> np.ndarray:
     """Blend two voices: ``normalise((1 - weight) * a + weight * b)``, ``weight`` in [0, 1].
 
-    ``weight=0`` gives ``a`` (normalised), ``1`` gives ``b``.
+    ``weight=0`` gives ``a`` (normalised), ``1`` gives ``b``. ``normalise=False`` (5.0's
+    speaker vectors, which are plain means and not unit-norm): the weighted mean as it is.
     """
     if not 0.0 <= weight <= 1.0:
         raise BadInputError(f"The mix weight must be between 0 and 1; got {weight}.")
+    if not normalise:
+        va, vb = _check_vec(a, "speaker embedding"), _check_vec(b, "speaker embedding")
+        return ((1.0 - weight) * va + weight * vb).astype(np.float32)
     va = _unit(_check_vec(a, "speaker embedding"), "speaker embedding")
     vb = _unit(_check_vec(b, "speaker embedding"), "speaker embedding")
     return _unit((1.0 - weight) * va + weight * vb, "mixed speaker embedding")

@@ -47,7 +47,20 @@ from svc_core.commands.convert import _transpose
     type=click.FloatRange(min=0.1),
     help="Training time budget [default: 120 when no other limit is given].",
 )
-@click.option("--base-model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--base-model",
+    default=None,
+    help="Fine-tune from this asset or model file (so-vits-svc 5.0's pretrain, checkpoint or "
+    "export; an svc-studio checkpoint or voice package), or 'none' for a run from scratch "
+    "[default: 5.0's pretrain when installed].",
+)
+@click.option(
+    "--speaker-encoder",
+    type=click.Choice(["ge2e", "sovits5"]),
+    default=None,
+    help="Speaker vectors the voice is conditioned on [default: sovits5 (5.0's LSTM) when "
+    "installed; required by 5.0's pretrain].",
+)
 @click.option("--f0", "f0_method", default=None)
 @click.option("--ppg", default="whisper-large-v2", show_default=True, help="'none' to skip.")
 @click.option("--vec", default="hubert-soft", show_default=True, help="'none' to skip.")
@@ -70,6 +83,7 @@ def pipeline_cmd(
     max_epochs,
     max_minutes,
     base_model,
+    speaker_encoder,
     f0_method,
     ppg,
     vec,
@@ -111,7 +125,8 @@ def pipeline_cmd(
             max_steps=max_steps,
             max_epochs=max_epochs,
             max_minutes=max_minutes,
-            base_model=str(base_model) if base_model else None,
+            base_model=base_model,
+            speaker_encoder=speaker_encoder,
             transpose=_transpose(transpose),
             mix=MixParams(vocal_gain_db=vocal_gain, reverb_wet=reverb, output_format=fmt),
             device=device,

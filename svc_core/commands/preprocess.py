@@ -38,6 +38,19 @@ from svc_core.commands.assets import models_dir_option, resolve_models_dir
     show_default=True,
     help="HuBERT-soft asset name or .pt file; 'none' to skip vec.",
 )
+@click.option(
+    "--speaker-encoder",
+    type=click.Choice(["ge2e", "sovits5"]),
+    default="ge2e",
+    show_default=True,
+    help="Speaker vectors: GE2E (Resemblyzer) or so-vits-svc 5.0's LSTM encoder (needed to "
+    "fine-tune 5.0's pretrain; asset sovits5-speaker or --speaker-model).",
+)
+@click.option(
+    "--speaker-model",
+    default=None,
+    help="5.0's speaker encoder file (best_model.pth.tar) [default: asset sovits5-speaker].",
+)
 @click.option("--device", default="auto", show_default=True)
 @models_dir_option
 def preprocess_cmd(
@@ -47,6 +60,8 @@ def preprocess_cmd(
     f0_method: str | None,
     ppg: str,
     vec: str,
+    speaker_encoder: str,
+    speaker_model: str | None,
     device: str,
     models_dir: Path | None,
 ) -> None:
@@ -67,6 +82,8 @@ def preprocess_cmd(
             device,
             resolve_models_dir(models_dir),
             bar,
+            speaker_encoder=speaker_encoder,
+            speaker_model=speaker_model,
         )
     except SvcError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -97,7 +114,20 @@ def resolve_checkpoint(value: str, models_dir: Path) -> str | None:
     return str(asset_path(value, models_dir))
 
 
-def build(slices, dataset_dir, config_name, f0_method, ppg, vec, device, models_dir, progress):
+def build(
+    slices,
+    dataset_dir,
+    config_name,
+    f0_method,
+    ppg,
+    vec,
+    device,
+    models_dir,
+    progress,
+    *,
+    speaker_encoder: str = "ge2e",
+    speaker_model: str | None = None,
+):
     import torch
 
     from svc_core.f0.base import recommended_method
@@ -113,5 +143,11 @@ def build(slices, dataset_dir, config_name, f0_method, ppg, vec, device, models_
         ppg_checkpoint=resolve_checkpoint(ppg, models_dir),
         vec_checkpoint=resolve_checkpoint(vec, models_dir),
         device="cuda" if cuda else "cpu",
+        speaker_encoder=speaker_encoder,
+        speaker_model=(
+            resolve_checkpoint(speaker_model or "sovits5-speaker", models_dir)
+            if speaker_encoder == "sovits5"
+            else None
+        ),
     )
     return build_dataset(files, dataset_dir, params, progress)

@@ -38,7 +38,9 @@ def _fmt_eta(seconds: float | None) -> str:
 @click.option(
     "--base-model",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Fine-tune from this checkpoint (.pt) or voice package (.zip).",
+    help="Fine-tune from this model file: so-vits-svc 5.0's pretrain, training checkpoint or "
+    "export, or an svc-studio checkpoint (.pt) or voice package (.zip). The dataset's speaker "
+    "vectors must come from the same encoder (5.0's: preprocess --speaker-encoder sovits5).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--eval-interval", type=click.IntRange(min=1), help="Override the config's.")

@@ -32,8 +32,10 @@ class ContentParams:
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
         precision: ``fp32`` or ``fp16`` (CUDA only) for the torch backends.
         whisper_window_s: Whisper window (≤ 30 s; long audio is windowed, never truncated).
-        whisper_full_window: zero-pad every Whisper window to 30 s (OpenAI) instead of
-            encoding at its own length (so-vits-svc 5.0).
+        whisper_full_window: zero-pad every Whisper window to 30 s (as OpenAI, and as 5.0
+            prepares its training clips: ``pad_or_trim``) instead of encoding it at its own
+            length (5.0's inference script, in 15-s windows).
+        whisper_sovits5_layers: leave out the encoder's last quarter of blocks, as 5.0.
         hubert_window_s: HuBERT-soft window; ``hubert_context_s`` of context on each side.
     """
 
@@ -43,7 +45,8 @@ class ContentParams:
     device: str = "cpu"
     precision: str = "fp32"
     whisper_window_s: float = 30.0
-    whisper_full_window: bool = False
+    whisper_full_window: bool = True
+    whisper_sovits5_layers: bool = True
     hubert_window_s: float = 20.0
     hubert_context_s: float = 1.0
 
@@ -68,7 +71,11 @@ class ContentExtractor:
         if params.ppg_checkpoint is not None:
             options: dict = {"device": params.device, "window_s": params.whisper_window_s}
             if params.ppg_backend == "whisper":
-                options.update(precision=params.precision, full_window=params.whisper_full_window)
+                options.update(
+                    precision=params.precision,
+                    full_window=params.whisper_full_window,
+                    sovits5_layers=params.whisper_sovits5_layers,
+                )
             self.encoders["ppg"] = make_encoder(
                 params.ppg_backend, params.ppg_checkpoint, **options
             )

@@ -7,9 +7,12 @@ weights are used. The module below is written here (not the ``openai-whisper`` p
 would pull in tiktoken/numba and its decoder for nothing) with the same parameter names, so
 the official state dict loads strictly.
 
-Features (so-vits-svc 5.0's "PPG") are the encoder's last hidden states (after ``ln_post``),
+Features (so-vits-svc 5.0's "PPG") are the encoder's hidden states after ``ln_post``,
 ``n_audio_state`` wide (large-v2: 1280, medium: 1024, small: 768, base: 512, tiny: 384) at
-50 frames per second.
+50 frames per second. As 5.0 does (``whisper/inference.py``, ``prepare/preprocess_ppg.py``),
+the last quarter of the encoder's blocks is left out by default (large-v2: blocks 0-23 of
+32, then ``ln_post``): that is what 5.0's pretrain and its users' models were trained on.
+``sovits5_layers=False`` runs every block.
 
 Long audio: the encoder sees at most ``n_audio_ctx`` frames (30 s). Audio is cut into
 explicit windows of ``window_s`` seconds, each encoded on its own and concatenated, so a
@@ -152,6 +155,7 @@ class WhisperAudioEncoder(nn.Module):
 
     def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):
         super().__init__()
+        self.n_layer = n_layer
         if n_state % n_head:
             raise IncompatibleError(f"Whisper width {n_state} is not divisible by {n_head} heads.")
         self.n_mels = n_mels
@@ -197,12 +201,21 @@ def _whisper_dims(ckpt: Any, path) -> dict[str, int]:
     return {k: int(dims[k]) for k in _DIM_KEYS}
 
 
-def load_whisper_encoder(path, device: str = "cpu") -> WhisperAudioEncoder:
+def sovits5_blocks(n_layer: int) -> int:
+    """Blocks so-vits-svc 5.0 keeps: it deletes the last ``n_layer // 4`` (large-v2: 24 of 32)."""
+    return n_layer - n_layer // 4
+
+
+def load_whisper_encoder(
+    path, device: str = "cpu", sovits5_layers: bool = False
+) -> WhisperAudioEncoder:
     """Build and load the audio encoder of an official Whisper checkpoint (uncached).
 
     Args:
         path: the ``.pt`` file.
         device: torch device string.
+        sovits5_layers: keep only the blocks 5.0 uses (:func:`sovits5_blocks`); the weights
+            are still checked strictly against the whole checkpoint first.
 
     Raises:
         IncompatibleError: not a torch file, not the Whisper layout, or weights that do not
@@ -229,6 +242,8 @@ def load_whisper_encoder(path, device: str = "cpu") -> WhisperAudioEncoder:
             f"{load_error_detail(exc)}"
         ) from exc
     del ckpt, state, enc_state
+    if sovits5_layers:
+        del model.blocks[sovits5_blocks(dims["n_audio_layer"]) :]
     return model.eval().requires_grad_(False).to(device)
 
 
@@ -247,6 +262,7 @@ class WhisperParams:
         full_window: zero-pad each window to 30 s (OpenAI) instead of encoding it at its own
             length (so-vits-svc 5.0, the default).
         batch_windows: full windows encoded per forward pass (speeds up GPUs on long audio).
+        sovits5_layers: leave out the last quarter of the blocks, as 5.0 (the default).
     """
 
     checkpoint: str
@@ -255,6 +271,7 @@ class WhisperParams:
     window_s: float = 30.0
     full_window: bool = False
     batch_windows: int = 1
+    sovits5_layers: bool = True
 
 
 def window_samples(window_s: float, n_ctx: int) -> int:
@@ -290,10 +307,10 @@ class WhisperPPG(ContentEncoder):
         path = checkpoint_path(params.checkpoint)
 
         def load() -> WhisperAudioEncoder:
-            return load_whisper_encoder(path, self.device).to(self.dtype)
+            return load_whisper_encoder(path, self.device, params.sovits5_layers).to(self.dtype)
 
         self.model: WhisperAudioEncoder = cached_model(
-            ("whisper", self.device, str(self.dtype)), path, load
+            ("whisper", self.device, str(self.dtype), params.sovits5_layers), path, load
         )
         self.window = window_samples(params.window_s, self.model.n_ctx)
 

@@ -137,6 +137,28 @@ def test_whisper_encoder_matches_reference_math(tmp_path):
     torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
 
 
+def test_whisper_keeps_5_0s_three_quarters_of_the_blocks(tmp_path):
+    """5.0 deletes the encoder's last n_layer // 4 blocks before ln_post (large-v2: 24 of
+    32); with 8 blocks our encoder must equal the reference maths of the first 6."""
+    dims = whisper_dims(state=16, heads=4, layers=8)
+    state = whisper_state(dims, seed=5)
+    path = tmp_path / "w8.pt"
+    torch.save({"dims": dims, "model_state_dict": state}, path)
+    mel = log_mel_spectrogram(torch.from_numpy(speechlike(1.0)), 80)[None]
+    cut = load_whisper_encoder(path, sovits5_layers=True)
+    assert len(cut.blocks) == 6
+    with torch.no_grad():
+        ref = _reference_whisper(state, {**dims, "n_audio_layer": 6}, mel)
+        torch.testing.assert_close(cut(mel), ref, atol=1e-4, rtol=1e-4)
+        full = load_whisper_encoder(path)(mel)
+    assert not torch.allclose(full, ref, atol=1e-3)
+    # the backend's default is 5.0's cut
+    enc = make_encoder("whisper", path)
+    assert len(enc.model.blocks) == 6
+    off = make_encoder("whisper", path, sovits5_layers=False)
+    assert len(off.model.blocks) == 8
+
+
 @pytest.mark.parametrize("num_samples", [1, 200, 319, 320, 321, 16000, 16000 * 2 + 7])
 def test_whisper_frames_are_ceil_of_hops(whisper_ckpt, num_samples):
     enc = make_encoder("whisper", whisper_ckpt)

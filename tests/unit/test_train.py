@@ -401,6 +401,35 @@ def test_finetune_initialises_from_base_model(dataset, tmp_path):
     assert any("ignored" in n for n in res2.notes)
 
 
+def test_finetune_from_5_0_layouts(dataset, tmp_path):
+    """A base model in so-vits-svc 5.0's layouts (pretrain {model_g, model_d}, legacy
+    weight-norm keys; export {model_g} with the inference keys only) initialises the run."""
+    from svc_core.model import builders
+    from svc_core.model.sovits5 import TRAIN_ONLY_PREFIXES, to_legacy
+
+    cfg = load_config("tiny").with_content_dims(PPG_DIM, VEC_DIM)
+    torch.manual_seed(7)
+    g = builders.build_generator(cfg).state_dict()
+    d = builders.build_discriminator(cfg).state_dict()
+    pretrain = tmp_path / "sovits5.0.pretrain.pth"
+    torch.save({"model_g": to_legacy(g), "model_d": to_legacy(d)}, pretrain)
+    res = train(dataset, tmp_path / "ft", "tiny", TrainParams(max_steps=0, base_model=pretrain))
+    assert "so-vits-svc 5.0 pretrain" in res.starts_from
+    ft = _load(res.checkpoint)
+    for name, t in g.items():
+        assert torch.equal(ft["generator"][name], t), name
+    for name, t in d.items():
+        assert torch.equal(ft["discriminator"][name], t), name
+
+    export = tmp_path / "sovits5.0.pth"
+    infer = {k: v for k, v in g.items() if not k.startswith(TRAIN_ONLY_PREFIXES)}
+    torch.save({"model_g": to_legacy(infer)}, export)
+    res = train(dataset, tmp_path / "ft2", "tiny", TrainParams(max_steps=0, base_model=export))
+    assert "5.0 export" in res.starts_from and "posterior encoder" in res.starts_from
+    ft = _load(res.checkpoint)
+    assert all(torch.equal(ft["generator"][k], v) for k, v in infer.items())
+
+
 def test_finetune_from_mismatching_base_model_raises(dataset, tmp_path):
     base = train(dataset, tmp_path / "base", "tiny", TrainParams(max_steps=1, eval_interval=100))
     tiny = load_config("tiny")

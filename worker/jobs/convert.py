@@ -29,7 +29,7 @@ def convert_params(rt: Runtime, features: dict, options: dict):
     from worker.jobs.preprocess import preprocess_params
 
     method = options.get("f0_method") or features["f0_method"]
-    base = preprocess_params(rt, {**features, "f0_method": method})
+    base = preprocess_params(rt, {**features, "f0_method": method}, with_speaker=False)
     transpose = options.get("transpose", 0)
     return ConvertParams(
         transpose=None if transpose == "auto" else float(transpose or 0),
@@ -49,11 +49,18 @@ def target_speaker(rt: Runtime, user_id: str, voice_id: str, options: dict):
     other = find_artifact(rt, user_id=user_id, kind="spk", voice_id=other_id)
     if own is None or other is None:
         raise BadInputError("The voice to mix with has no speaker embedding: train it first.")
+    encoders = {(own.meta or {}).get("encoder", "ge2e"), (other.meta or {}).get("encoder", "ge2e")}
+    if len(encoders) > 1:
+        raise BadInputError(
+            "The two voices were trained on different speaker encoders (GE2E and so-vits-svc "
+            "5.0's): their speaker vectors cannot be blended. Retrain one with the other's."
+        )
     weight = float(options.get("mix_weight", 0.5))
     spk = mix_speakers(
         load_spk(rt.storage.path(own.storage_key)),
         load_spk(rt.storage.path(other.storage_key)),
         weight,
+        normalise=encoders == {"ge2e"},
     )
     return spk, {"voice_id": voice_id, "mix_voice_id": other_id, "mix_weight": weight}
 

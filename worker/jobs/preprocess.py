@@ -22,18 +22,31 @@ from worker.jobs.runtime import JobHandle, Runtime
 
 
 def feature_settings(rt: Runtime, job_params: dict) -> dict:
-    """The voice's feature settings: model rate/hop, F0 method, content encoders (by asset)."""
+    """The voice's feature settings: model rate/hop, F0 method, content encoders (by asset),
+    and the start plan (base model and the speaker encoder it needs, svc_core.recipes)."""
     from svc_core.f0.base import canonical_method, recommended_method
     from svc_core.model.config import load_config
+    from svc_core.recipes import plan_start
 
-    cfg = load_config(job_params.get("config") or "base")
+    config = job_params.get("config") or "base"
+    cfg = load_config(config)
     f0 = job_params.get("f0_method") or recommended_method(_cuda())
     ppg = job_params.get("ppg_model", "whisper-large-v2")
     vec = job_params.get("vec_model", "hubert-soft")
     if not ppg and not vec:
         raise BadInputError("Choose a PPG model, a vec model or both for the content features.")
+    plan = plan_start(
+        job_params.get("base_model"),
+        config=config,
+        ppg_model=ppg or None,
+        vec_model=vec or None,
+        models_dir=rt.settings.models_dir,
+        speaker_encoder=job_params.get("speaker_encoder"),
+    )
     return {
-        "config": job_params.get("config") or "base",
+        "config": config,
+        "speaker_encoder": plan.speaker_encoder,
+        "start": plan.to_dict(),
         "sample_rate": cfg.audio.sample_rate,
         "hop_length": cfg.audio.hop_length,
         "f0_method": canonical_method(f0),
@@ -58,7 +71,9 @@ def f0_params(rt: Runtime, method: str):
     return F0Params(method=method, device="cuda" if _cuda() else "cpu", weights_path=weights)
 
 
-def preprocess_params(rt: Runtime, feats: dict):
+def preprocess_params(rt: Runtime, feats: dict, *, with_speaker: bool = True):
+    """Engine settings of the voice's features (``with_speaker=False``: conversion, which
+    needs no speaker encoder)."""
     from svc_core.assets import asset_path
     from svc_core.preprocess import params_for
 
@@ -67,12 +82,15 @@ def preprocess_params(rt: Runtime, feats: dict):
     def resolve(name: str | None) -> str | None:
         return str(asset_path(name, models)) if name else None
 
+    encoder = feats.get("speaker_encoder", "ge2e") if with_speaker else "ge2e"
     params = params_for(
         feats.get("config") or "base",  # sample rate and hop; conversion uses the model's
         f0_method=feats["f0_method"],
         ppg_checkpoint=resolve(feats["ppg_model"]),
         vec_checkpoint=resolve(feats["vec_model"]),
         device="cuda" if _cuda() else "cpu",
+        speaker_encoder=encoder,
+        speaker_model=resolve("sovits5-speaker") if encoder == "sovits5" else None,
     )
     return replace(
         params, f0=f0_params(rt, feats["f0_method"]), target_lufs=feats.get("target_lufs", -20.0)
@@ -130,7 +148,13 @@ def run(rt: Runtime, h: JobHandle) -> None:
     if not slices:
         raise BadInputError("There are no slices of singing to learn from.")
     dataset = rt.storage.path(f"u/{job.user_id}/voices/{job.voice_id}/dataset")
-    h.progress("preprocess", 0.0, f"preprocess: features of {len(slices)} slices", force=True)
+    start = (feats.get("start") or {}).get("reason", "")
+    h.progress(
+        "preprocess",
+        0.0,
+        f"preprocess: features of {len(slices)} slices (the voice will train {start})",
+        force=True,
+    )
     result = build_dataset(
         slices,
         dataset,
@@ -148,23 +172,29 @@ def run(rt: Runtime, h: JobHandle) -> None:
         voice.settings = {**(voice.settings or {}), "features": feats}
         voice.report = {**coverage, "skipped": warnings[:50]}
     key = inputs_key("spk", [p.name for p in slices], params.feature_key())
-    if not find_artifact(rt, user_id=job.user_id, kind="spk", voice_id=job.voice_id, inputs=key):
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+    # the model's speaker vector, and the GE2E centroid the quality report judges with
+    for kind, src, label in (
+        ("spk", result.speaker_path, ""),
+        ("spk_judge", result.judge_path, "-ge2e"),
+    ):
+        if find_artifact(rt, user_id=job.user_id, kind=kind, voice_id=job.voice_id, inputs=key):
+            continue
         work = temp_dir(rt)
         try:
-            spk = work / "speaker.spk.npy"
-            shutil.copyfile(result.speaker_path, spk)
-            safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+            local = work / "speaker.spk.npy"
+            shutil.copyfile(src, local)
             store_artifact(
                 rt,
                 job=job,
-                local_file=spk,
-                key=f"u/{job.user_id}/voices/{job.voice_id}/spk-{key[:12]}.spk.npy",
-                kind="spk",
+                local_file=local,
+                key=f"u/{job.user_id}/voices/{job.voice_id}/{kind}-{key[:12]}.spk.npy",
+                kind=kind,
                 stage="preprocess",
                 inputs=key,
                 content_type="application/octet-stream",
-                filename=f"{safe}.spk.npy",
-                meta={"slices": len(result.slices)},
+                filename=f"{safe}{label}.spk.npy",
+                meta={"slices": len(result.slices), "encoder": params.speaker.encoder},
                 voice_id=job.voice_id,
             )
         finally:

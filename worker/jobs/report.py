@@ -22,9 +22,12 @@ def run(rt: Runtime, h: JobHandle) -> None:
         rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id
     )
     source = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track_id)
-    spk = find_artifact(rt, user_id=job.user_id, kind="spk", voice_id=voice_id)
-    if converted is None or source is None or spk is None:
+    if converted is None or source is None:
         raise BadInputError("The conversion's results are missing: run the conversion again.")
+    # the judge: the voice's GE2E centroid (its own speaker vector when it was trained on GE2E)
+    judge = find_artifact(rt, user_id=job.user_id, kind="spk_judge", voice_id=voice_id)
+    if judge is None and features.get("speaker_encoder", "ge2e") == "ge2e":
+        judge = find_artifact(rt, user_id=job.user_id, kind="spk", voice_id=voice_id)
     h.progress("report", 0.05, "report: measuring similarity and pitch", force=True)
     conv_audio, conv_sr = load_audio(rt.storage.path(converted.storage_key))
     src_audio, src_sr = load_audio(rt.storage.path(source.storage_key))
@@ -35,7 +38,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
         conv_sr,
         src_audio,
         src_sr,
-        load_spk(rt.storage.path(spk.storage_key)),
+        None if judge is None else load_spk(rt.storage.path(judge.storage_key)),
         transpose_semitones=semitones,
         # the conversion's F0 method; the content encoders are not needed to measure
         f0=f0_params(rt, options.get("f0_method") or features["f0_method"]),

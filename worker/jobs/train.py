@@ -130,21 +130,24 @@ class CurveRecorder:
                 job.metrics = json.loads(json.dumps(self.metrics, default=str))
 
 
-def train_params(rt: Runtime, job_params: dict):
-    from svc_core.assets import asset_path
+def train_params(rt: Runtime, job_params: dict, features: dict | None = None):
+    """Stop rules from the request; the base model from the voice's start plan (decided
+    with its features at preprocessing: 5.0's pretrain needs 5.0's speaker vectors)."""
+    from svc_core.recipes import resolve_base_model
     from svc_core.train.trainer import TrainParams
 
     minutes = job_params.get("max_minutes")
     steps, epochs = job_params.get("max_steps"), job_params.get("max_epochs")
     if minutes is None and steps is None and epochs is None:
         minutes = DEFAULT_MAX_MINUTES
-    base = job_params.get("base_model")
+    start = (features or {}).get("start")
+    base = start["base_model"] if start else job_params.get("base_model")
     return TrainParams(
         max_steps=steps,
         max_epochs=epochs,
         max_seconds=None if minutes is None else float(minutes) * 60.0,
         patience=job_params.get("patience"),
-        base_model=asset_path(base, rt.settings.models_dir) if base else None,
+        base_model=resolve_base_model(base, rt.settings.models_dir),
         save_every_s=120.0,
     )
 
@@ -170,7 +173,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     base = f"u/{job.user_id}/voices/{job.voice_id}"
     dataset = rt.storage.path(f"{base}/dataset")
     out_dir = rt.storage.path(f"{base}/train/{config}")
-    params = train_params(rt, job.params)
+    params = train_params(rt, job.params, features)
     recorder = CurveRecorder(rt, h, previous)
     h.progress("train", 0.0, "train: starting", force=True)
     try:
