@@ -47,6 +47,7 @@ class UploadedFile:
     size: int = 0
     sha256: str = ""
     head: bytes = b""
+    field: str = "files"  # the form field it came in
 
 
 @dataclass
@@ -81,6 +82,26 @@ def sniff_zip(head: bytes) -> bool:
     return head[:4] == b"PK\x03\x04"
 
 
+def sniff_torch(head: bytes) -> bool:
+    """A ``torch.save`` file: a zip archive (torch >= 1.6) or a legacy pickle."""
+    return sniff_zip(head) or head[:2] in (b"\x80\x02", b"\x80\x04")
+
+
+def sniff_npy(head: bytes) -> bool:
+    return head[:6] == b"\x93NUMPY"
+
+
+def sniff_text(head: bytes) -> bool:
+    """Plain text (a YAML file): no NUL bytes, decodable as UTF-8 in its first bytes."""
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a multi-byte character cut at the end is fine
+        return exc.start >= len(head) - 3
+    return True
+
+
 def sniff_audio(head: bytes) -> bool:
     """True when the first bytes look like an audio container we can decode."""
     if len(head) < 4:
@@ -110,12 +131,17 @@ async def parse_upload(
     file_field: str = "files",
     accept: Callable[[bytes], bool] | None = None,
     accept_what: str = f"an audio file we can read (supported: {AUDIO_FORMATS})",
+    extra_file_fields: dict[str, tuple[Callable[[bytes], bool], str]] | None = None,
 ) -> ParsedUpload:
     """Stream a multipart/form-data body into temporary files on the storage volume.
+
+    ``extra_file_fields``: other file fields allowed (at most one file each), with their own
+    sniffing check and description. ``max_files`` counts the main field's files.
 
     Raises 400/413/415 ``HTTPException``s with plain messages; temporary files are removed on
     any error. The caller moves the files into their final keys.
     """
+    extra = dict(extra_file_fields or {})
     ctype, opts = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data" or b"boundary" not in opts:
         raise UploadError(400, "Send the files as multipart/form-data.")
@@ -158,17 +184,23 @@ async def parse_upload(
         state["name"] = dopts.get(b"name", b"").decode("utf-8", "replace")
         fn = dopts.get(b"filename")
         if fn is not None:
-            if state["name"] != file_field:
-                state["error"] = UploadError(400, f"Unexpected file field '{state['name']}'.")
+            name = state["name"]
+            if name != file_field and name not in extra:
+                state["error"] = UploadError(400, f"Unexpected file field '{name}'.")
                 return
-            if len(out.files) >= max_files:
+            same = sum(f.field == name for f in out.files)
+            if name == file_field and same >= max_files:
                 state["error"] = UploadError(400, f"At most {max_files} files per upload.")
+                return
+            if name != file_field and same >= 1:
+                state["error"] = UploadError(400, f"Send one file in the form field '{name}'.")
                 return
             up = UploadedFile(
                 filename=safe_filename(fn.decode("utf-8", "replace")),
                 content_type=state["headers"].get("content-type", b"").decode("latin-1")[:100]
                 or "application/octet-stream",
                 tmp_path=storage.temp_path(),
+                field=name,
             )
             out.files.append(up)
             state["fh"] = open(up.tmp_path, "wb")  # noqa: SIM115 - closed in on_part_end
@@ -253,9 +285,10 @@ async def parse_upload(
         if up.size == 0:
             out.cleanup()
             raise UploadError(400, f"'{up.filename}' is empty (0 bytes).")
-        if not (accept or sniff_audio)(up.head):
+        check, what = extra.get(up.field) or (accept or sniff_audio, accept_what)
+        if not check(up.head):
             out.cleanup()
-            raise UploadError(415, f"'{up.filename}' is not {accept_what}.")
+            raise UploadError(415, f"'{up.filename}' is not {what}.")
     return out
 
 

@@ -10,7 +10,8 @@ import click
 
 @click.group("package")
 def package_cmd() -> None:
-    """Export a trained checkpoint as a voice package, or inspect one."""
+    """Export a trained checkpoint as a voice package, import a so-vits-svc 5.0 voice, or
+    inspect a package."""
 
 
 @package_cmd.command("export")
@@ -51,6 +52,46 @@ def export_cmd(checkpoint: Path, out: Path, speaker: Path, dataset: Path | None,
         }
     try:
         path = export_voice_package(checkpoint, out, speaker, meta)
+    except SvcError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(path))
+
+
+@package_cmd.command("import-sovits5")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("speaker", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--hparams",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The model's 5.0 config YAML, for files without hp_str [default: 5.0's base.yaml].",
+)
+@click.option(
+    "--f0",
+    "f0_method",
+    default="crepe-full",
+    show_default=True,
+    help="F0 method conversions use by default (5.0 extracts with crepe).",
+)
+@click.option("--name", default="", help="The voice's name.")
+def import_sovits5_cmd(
+    model: Path, speaker: Path, out: Path, hparams: Path | None, f0_method: str, name: str
+) -> None:
+    """Turn a so-vits-svc 5.0 MODEL (export, checkpoint or pretrain) and its SPEAKER vector
+    (e.g. speaker0.spk.npy) into a voice package OUT (.zip) that converts."""
+    from svc_core.errors import SvcError
+    from svc_core.f0.base import canonical_method
+    from svc_core.train.package import import_sovits5_voice
+
+    try:
+        path = import_sovits5_voice(
+            model,
+            speaker,
+            out,
+            hparams=hparams,
+            f0_method=canonical_method(f0_method),
+            meta={"voice": name or model.stem},
+        )
     except SvcError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(str(path))

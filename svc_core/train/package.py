@@ -1,4 +1,5 @@
-"""Export a training checkpoint as a voice package (see :mod:`svc_core.model.package`)."""
+"""Write voice packages (see :mod:`svc_core.model.package`): from a training checkpoint, or
+from a singer's existing so-vits-svc 5.0 model and its ``.spk.npy``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from svc_core.errors import BadInputError
-from svc_core.model.config import config_from_dict
+from svc_core.model.config import SVCConfig, config_from_dict, config_hash, model_hash
 from svc_core.model.package import (
     CONFIG_NAME,
     INFO_NAME,
@@ -26,78 +27,75 @@ from svc_core.model.package import (
 )
 from svc_core.train import checkpoint as ck
 
-__all__ = ["export_voice_package", "load_voice_package", "VoicePackage"]
+__all__ = [
+    "VoicePackage",
+    "export_voice_package",
+    "import_sovits5_voice",
+    "load_voice_package",
+    "write_voice_package",
+]
+
+# 5.0's content encoders by feature width (its PPG is whisper large; vec is HuBERT-soft)
+_PPG_BY_DIM = {1280: "whisper-large-v2", 1024: "whisper-medium", 768: "whisper-small"}
+_VEC_BY_DIM = {256: "hubert-soft"}
+SOVITS5_F0_METHOD = "crepe-full"  # 5.0's pitch extractor (pitch/inference.py: crepe)
 
 
-def export_voice_package(
-    checkpoint: str | os.PathLike,
+def _speaker_vector(speaker_npy: str | os.PathLike | np.ndarray, spk_dim: int) -> np.ndarray:
+    if isinstance(speaker_npy, np.ndarray):
+        spk = speaker_npy
+    else:
+        from svc_core.speaker import load_spk
+
+        spk = load_spk(speaker_npy)  # plain errors for missing/bad files
+    spk = np.asarray(spk, dtype=np.float32).reshape(-1)
+    if spk.shape[0] != spk_dim or not np.all(np.isfinite(spk)):
+        raise BadInputError(
+            f"the speaker embedding has {spk.shape[0]} dims (expected {spk_dim}) "
+            "or non-finite values"
+        )
+    return spk
+
+
+def write_voice_package(
     dest_zip: str | os.PathLike,
-    speaker_npy: str | os.PathLike | np.ndarray,
-    meta: dict[str, Any] | None = None,
+    config: SVCConfig,
+    generator_state: dict[str, Any],
+    speaker: np.ndarray,
+    info: dict[str, Any],
 ) -> Path:
-    """Write a voice package from a training checkpoint (e.g. ``out_dir/checkpoints/best.pt``).
+    """Write a package atomically (temp file, fsync, rename): ``dest_zip`` is never half-written.
 
-    Only the generator's weights are kept (optimisers and discriminator are for training).
-    The zip is written to a temp file and renamed, so ``dest_zip`` is never half-written.
-
-    Args:
-        checkpoint: a training checkpoint file.
-        dest_zip: the package to write.
-        speaker_npy: the target singer's embedding, ``[spk_dim]`` (a ``.npy`` path or array).
-        meta: free-form JSON-serialisable provenance (voice name, dataset, F0 method, ...).
-
-    Returns:
-        ``dest_zip``.
+    ``info`` holds the provenance fields of ``voice.json`` (step, epoch, starts_from, meta...);
+    format, version, hashes and sizes are added here.
     """
     import torch
     import yaml
 
-    ckpt = ck.load_checkpoint_file(Path(checkpoint))
-    config = config_from_dict(ckpt["config"])
-    if isinstance(speaker_npy, np.ndarray):
-        spk = speaker_npy
-    else:
-        p = Path(speaker_npy)
-        if not p.is_file():
-            raise BadInputError(f"speaker embedding {p} does not exist")
-        spk = np.load(p, allow_pickle=False)
-    spk = np.asarray(spk, dtype=np.float32).reshape(-1)
-    if spk.shape[0] != config.model.spk_dim or not np.all(np.isfinite(spk)):
-        raise BadInputError(
-            f"the speaker embedding has {spk.shape[0]} dims (expected {config.model.spk_dim}) "
-            "or non-finite values"
-        )
-    state = ckpt["state"]
-    origin = state.get("origin") or {}
-    starts = f"base model {origin.get('name')}" if origin.get("kind") == "base_model" else "scratch"
-    info = {
+    full = {
         "format": PACKAGE_FORMAT,
         "version": PACKAGE_VERSION,
-        "config_hash": ckpt["config_hash"],
-        "model_hash": ckpt["model_hash"],
+        "config_hash": config_hash(config),
+        "model_hash": model_hash(config),
         "sample_rate": config.audio.sample_rate,
         "hop_length": config.audio.hop_length,
         "ppg_dim": config.model.ppg_dim,
         "vec_dim": config.model.vec_dim,
         "spk_dim": config.model.spk_dim,
-        "step": state["step"],
-        "epoch": state["epoch"],
-        "val_mel": state.get("best_val"),
-        "starts_from": starts,
         "created": time.time(),
-        "meta": dict(meta or {}),
+        **info,
     }
     weights = io.BytesIO()
-    torch.save(ckpt["generator"], weights)
+    torch.save(generator_state, weights)
     spk_buf = io.BytesIO()
-    np.save(spk_buf, spk)
+    np.save(spk_buf, np.asarray(speaker, np.float32))
 
     dest = Path(dest_zip)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
         with zipfile.ZipFile(tmp, "w") as z:
-            z.writestr(INFO_NAME, json.dumps(info, indent=1), zipfile.ZIP_DEFLATED)
+            z.writestr(INFO_NAME, json.dumps(full, indent=1), zipfile.ZIP_DEFLATED)
             z.writestr(
                 CONFIG_NAME, yaml.safe_dump(config.to_dict(), sort_keys=False), zipfile.ZIP_DEFLATED
             )
@@ -111,3 +109,118 @@ def export_voice_package(
         raise
     ck.fsync_dir(dest.parent)
     return dest
+
+
+def export_voice_package(
+    checkpoint: str | os.PathLike,
+    dest_zip: str | os.PathLike,
+    speaker_npy: str | os.PathLike | np.ndarray,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write a voice package from a training checkpoint (e.g. ``out_dir/checkpoints/best.pt``).
+
+    Only the generator's weights are kept (optimisers and discriminator are for training).
+
+    Args:
+        checkpoint: a training checkpoint file.
+        dest_zip: the package to write.
+        speaker_npy: the target singer's speaker vector, ``[spk_dim]`` (a ``.npy`` or array).
+        meta: free-form JSON-serialisable provenance (voice name, dataset, F0 method, ...).
+
+    Returns:
+        ``dest_zip``.
+    """
+    ckpt = ck.load_checkpoint_file(Path(checkpoint))
+    config = config_from_dict(ckpt["config"])
+    spk = _speaker_vector(speaker_npy, config.model.spk_dim)
+    state = ckpt["state"]
+    origin = state.get("origin") or {}
+    starts = f"base model {origin.get('name')}" if origin.get("kind") == "base_model" else "scratch"
+    info = {
+        "step": state["step"],
+        "epoch": state["epoch"],
+        "val_mel": state.get("best_val"),
+        "starts_from": starts,
+        "meta": dict(meta or {}),
+    }
+    return write_voice_package(dest_zip, config, ckpt["generator"], spk, info)
+
+
+def import_sovits5_voice(
+    model: str | os.PathLike,
+    speaker_npy: str | os.PathLike,
+    dest_zip: str | os.PathLike,
+    *,
+    hparams: str | os.PathLike | None = None,
+    f0_method: str = SOVITS5_F0_METHOD,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """A singer's so-vits-svc 5.0 voice (its model file + ``.spk.npy``) as a voice package.
+
+    Args:
+        model: 5.0's export ``{model_g}``, training checkpoint or pretrain.
+        speaker_npy: the singer's ``.spk.npy`` (5.0's ``speaker0.spk.npy``), float ``[256]``.
+        dest_zip: the package to write.
+        hparams: the model's 5.0 hparams YAML for files without ``hp_str`` (default sizes:
+            5.0's ``configs/base.yaml``).
+        f0_method: the F0 method conversions use by default (5.0 extracts with crepe).
+        meta: extra provenance for ``voice.json``.
+
+    Raises:
+        BadInputError / IncompatibleError: unreadable or mismatching files, in plain words.
+    """
+    from svc_core.model.inference import VoiceModel
+    from svc_core.model.sovits5 import (
+        TRAIN_ONLY_PREFIXES,
+        is_sovits5_dict,
+        parse_sovits5,
+        read_torch_file,
+    )
+
+    model = Path(model)
+    if not model.is_file():
+        raise BadInputError(f"model file {model} does not exist")
+    obj = read_torch_file(model)
+    if not is_sovits5_dict(obj):
+        raise BadInputError(
+            f"{model.name} is not a so-vits-svc 5.0 model file (no 'model_g'); an svc-studio "
+            "voice package (.zip) is imported as it is"
+        )
+    f = parse_sovits5(obj, model, hparams)
+    if (f.config.audio.sample_rate, f.config.audio.hop_length) != (32000, 320):
+        raise BadInputError(
+            f"{model.name} runs at {f.config.audio.sample_rate} Hz with hop "
+            f"{f.config.audio.hop_length}; 5.0's models (and svc-studio's features) use "
+            "32 kHz / 320"
+        )
+    spk = _speaker_vector(speaker_npy, f.config.model.spk_dim)
+    generator = {k: v for k, v in f.generator.items() if not k.startswith(TRAIN_ONLY_PREFIXES)}
+    info = {"file": model.name, "config_source": f.config_source}
+    VoiceModel(f.config, generator, spk, info)  # the weights fit the sizes (names what differs)
+    m = f.config.model
+    features = {
+        "config": "base",  # 5.0's rate and hop (32 kHz, 320): what features are computed at
+        "f0_method": f0_method,
+        "ppg_model": _PPG_BY_DIM.get(m.ppg_dim),
+        "vec_model": _VEC_BY_DIM.get(m.vec_dim),
+        "speaker_encoder": "sovits5",
+    }
+    if features["ppg_model"] is None or features["vec_model"] is None:
+        raise BadInputError(
+            f"{model.name} uses {m.ppg_dim}-d PPG and {m.vec_dim}-d vec features; svc-studio "
+            "knows 5.0's whisper (1280/1024/768-d) and HuBERT-soft (256-d) encoders only"
+        )
+    starts = f"imported so-vits-svc 5.0 {f.layout} {model.name}"
+    info = {
+        "step": f.step,
+        "epoch": f.epoch,
+        "val_mel": None,
+        "starts_from": starts,
+        "meta": {
+            **(meta or {}),
+            "features": features,
+            "sovits5": {"layout": f.layout, "config_source": f.config_source},
+            "train": {"starts_from": starts, "step": f.step, "epoch": f.epoch},
+        },
+    }
+    return write_voice_package(dest_zip, f.config, generator, spk, info)

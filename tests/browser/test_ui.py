@@ -223,6 +223,40 @@ def test_bad_files_show_readable_errors(open_session, stack, tmp_path):
     s.shot("05-bad-files")
 
 
+def test_import_a_so_vits_svc_5_0_voice(open_session, stack, tmp_path):
+    """The import form takes a singer's 5.0 model + speaker0.spk.npy (+ its config) and
+    opens the new, ready voice; a model without its speaker vector is refused in the page."""
+    import numpy as np
+
+    from tests import sovits5_golden as G
+
+    files = G.write_layouts("tiny", tmp_path)
+    spk = tmp_path / "speaker0.spk.npy"
+    np.save(spk, G.inputs("tiny")["spk"])
+    s = open_session("alice")
+    page = s.page
+    s.goto("#/voices")
+    page.get_by_text("Import a voice instead").click()
+    form = page.get_by_role("form", name="Import a voice")
+    form.get_by_label("Voice package (.zip) or so-vits-svc 5.0 model (.pth)").set_input_files(
+        str(files["export"])
+    )
+    form.get_by_role("button", name="Import voice").click()
+    alert = form.get_by_role("alert")
+    alert.wait_for()
+    assert "speaker vector" in alert.inner_text()
+    form.get_by_label("Speaker vector (.spk.npy)").set_input_files(str(spk))
+    form.get_by_label("5.0 config (.yaml)").set_input_files(str(G.hparams_path("tiny")))
+    form.get_by_label("Name").fill("Singer from 5.0")
+    form.get_by_role("button", name="Import voice").click()
+    page.get_by_role("heading", name="Singer from 5.0").wait_for(timeout=60_000)
+    voice_id = page.url.rsplit("/", 1)[-1]
+    with stack.client("alice") as c:
+        v = c.get(f"/api/v1/voices/{voice_id}").json()
+    assert v["status"] == "ready" and v["settings"]["features"]["speaker_encoder"] == "sovits5"
+    s.shot("05b-imported-5.0-voice")
+
+
 def test_training_progress_and_plain_failure(open_session, stack, tmp_path):
     voice = api_voice(stack, "alice", "Trainee")
     api_upload(stack, "alice", voice["id"], song(tmp_path / "ref.wav", seconds=3))

@@ -443,3 +443,69 @@ def test_slicer_and_loudness_settings_reach_the_stages(stack, tmp_path):
         voice = c.get(f"/api/v1/voices/{v['id']}").json()
         assert voice["settings"]["features"]["target_lufs"] == -18
         assert voice["report"]["slice_count"] == 1
+
+
+def test_import_a_singers_so_vits_svc_5_0_voice(stack, tmp_path):
+    """A 5.0 export + its speaker0.spk.npy + hparams YAML becomes a ready voice; bad or
+    mismatching files get a 4xx or a failed job in plain words, and nothing is kept."""
+    import numpy as np
+
+    from tests import sovits5_golden as G
+
+    files = G.write_layouts("tiny", tmp_path)
+    spk = tmp_path / "speaker0.spk.npy"
+    np.save(spk, G.inputs("tiny")["spk"])
+    model, hparams = files["export"].read_bytes(), G.hparams_path("tiny").read_bytes()
+
+    def send(c, parts, name="Singer 5.0"):
+        return c.post("/api/v1/voices/import", data={"name": name}, files=parts)
+
+    with stack.client("alice") as c:
+        r = send(
+            c,
+            [
+                ("files", ("sovits5.0.pth", model, "application/octet-stream")),
+                ("speaker", ("speaker0.spk.npy", spk.read_bytes(), "application/octet-stream")),
+                ("hparams", ("tiny.yaml", hparams, "text/yaml")),
+            ],
+        )
+        assert r.status_code == 201, r.text
+        job = wait_job(c, r.json()["job"]["id"])
+        assert job["status"] == "succeeded", job
+        voice = c.get(f"/api/v1/voices/{job['voice_id']}").json()
+        assert voice["status"] == "ready" and voice["name"] == "Singer 5.0"
+        kinds = {a["kind"] for a in voice["artifacts"]}
+        assert {"voice_package", "spk"} <= kinds
+        assert voice["settings"]["features"]["speaker_encoder"] == "sovits5"
+        # the uploads are gone once the voice's artifacts are stored
+        assert not list((stack.data_dir / "storage").glob(f"u/*/voices/{voice['id']}/import/*"))
+
+        # a 5.0 model without its speaker vector: 400 before anything is stored
+        r = send(c, [("files", ("sovits5.0.pth", model, "application/octet-stream"))])
+        assert r.status_code == 400 and "speaker" in r.json()["detail"]
+        # a speaker file that is not .npy: 415
+        r = send(
+            c,
+            [
+                ("files", ("sovits5.0.pth", model, "application/octet-stream")),
+                ("speaker", ("speaker0.spk.npy", b"hello", "application/octet-stream")),
+            ],
+        )
+        assert r.status_code == 415
+        # the tiny model without its hparams is read with 5.0's base sizes: a failed job
+        r = send(
+            c,
+            [
+                ("files", ("sovits5.0.pth", model, "application/octet-stream")),
+                ("speaker", ("speaker0.spk.npy", spk.read_bytes(), "application/octet-stream")),
+            ],
+            name="Mismatch",
+        )
+        assert r.status_code == 201, r.text
+        job = wait_job(c, r.json()["job"]["id"])
+        assert job["status"] == "failed" and "does not fit" in job["error"], job
+        # the earlier voice is untouched
+        again = c.get(f"/api/v1/voices/{voice['id']}").json()
+        assert again["status"] == "ready" and {"voice_package", "spk"} <= {
+            a["kind"] for a in again["artifacts"]
+        }

@@ -179,3 +179,82 @@ def test_legacy_weight_norm_keys_round_trip():
     assert any(k.endswith("weight_g") for k in sd)
     assert to_legacy(from_legacy(sd)).keys() == sd.keys()
     assert not any(k.endswith(("weight_g", "weight_v")) for k in from_legacy(sd))
+
+
+# -- a singer's existing 5.0 voice ----------------------------------------------------------
+
+
+def test_import_a_5_0_voice_as_a_package_that_synthesises_5_0s_waveform(tmp_path):
+    from svc_core.model.package import load_voice_package
+    from svc_core.train.package import import_sovits5_voice
+
+    files = G.write_layouts("tiny", tmp_path)
+    i, g = G.inputs("tiny"), G.golden("tiny")
+    spk = tmp_path / "speaker0.spk.npy"
+    np.save(spk, i["spk"])
+    out = import_sovits5_voice(
+        files["export"], spk, tmp_path / "v.zip", hparams=G.hparams_path("tiny")
+    )
+    pkg = load_voice_package(out)
+    features = pkg.meta["features"]
+    assert features == {
+        "config": "base",
+        "f0_method": "crepe-full",
+        "ppg_model": "whisper-large-v2",
+        "vec_model": "hubert-soft",
+        "speaker_encoder": "sovits5",
+    }
+    assert "imported so-vits-svc 5.0 export" in pkg.info["starts_from"]
+    np.testing.assert_array_equal(pkg.speaker, i["spk"])
+    vm = load_voice_model(out)
+    wave = vm.synthesize(
+        i["ppg"], i["vec"], i["f0"], None, noise_scale=0.0, excitation=i["excitation"]
+    )  # the package's own speaker vector
+    assert float(np.abs(wave - g["wave"]).max()) <= WAVE_ATOL
+    # a checkpoint carries its hp_str: no hparams needed
+    import_sovits5_voice(files["checkpoint"], spk, tmp_path / "c.zip")
+
+
+def test_import_refuses_mismatching_or_damaged_files_plainly(tmp_path):
+    from svc_core.errors import BadInputError
+    from svc_core.train.package import import_sovits5_voice
+
+    files = G.write_layouts("tiny", tmp_path)
+    spk = tmp_path / "s.spk.npy"
+    np.save(spk, G.inputs("tiny")["spk"])
+    with pytest.raises(IncompatibleError, match="base.yaml.*differ in shape"):
+        import_sovits5_voice(files["export"], spk, tmp_path / "x.zip")  # no hparams
+    bad_spk = tmp_path / "bad.spk.npy"
+    np.save(bad_spk, np.zeros(12, np.float32))
+    with pytest.raises(IncompatibleError, match="shape"):
+        import_sovits5_voice(files["checkpoint"], bad_spk, tmp_path / "x.zip")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(IncompatibleError, match="not a readable model file"):
+        import_sovits5_voice(junk, spk, tmp_path / "x.zip")
+    not5 = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, not5)
+    with pytest.raises(BadInputError, match="not a so-vits-svc 5.0 model"):
+        import_sovits5_voice(not5, spk, tmp_path / "x.zip")
+    hp = tmp_path / "bad.yaml"
+    hp.write_text("data: [1, 2\n")
+    with pytest.raises(BadInputError, match="not valid YAML"):
+        import_sovits5_voice(files["export"], spk, tmp_path / "x.zip", hparams=hp)
+    assert not (tmp_path / "x.zip").exists()  # nothing half-written
+
+
+def test_cli_import_sovits5(tmp_path):
+    from click.testing import CliRunner
+
+    from svc_core.cli import engine as cli
+
+    files = G.write_layouts("tiny", tmp_path)
+    spk = tmp_path / "speaker0.spk.npy"
+    np.save(spk, G.inputs("tiny")["spk"])
+    out = tmp_path / "voice.zip"
+    args = ["package", "import-sovits5", str(files["export"]), str(spk), str(out)]
+    r = CliRunner().invoke(cli, [*args, "--hparams", str(G.hparams_path("tiny"))])
+    assert r.exit_code == 0, r.output
+    assert out.is_file()
+    r = CliRunner().invoke(cli, args)  # base sizes: refused in plain words
+    assert r.exit_code != 0 and "does not fit" in r.output

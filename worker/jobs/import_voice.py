@@ -1,7 +1,9 @@
-"""Import stage: an uploaded voice package → a ready voice (its package and ``.spk.npy``).
+"""Import stage: an uploaded voice package, or a singer's so-vits-svc 5.0 model with its
+``.spk.npy`` (and optional hparams YAML) → a ready voice (its package and ``.spk.npy``).
 
-The package is opened with the real loader, so a damaged file, an unknown format version or
-weights that do not fit their config fail the job with a plain message.
+Everything is opened with the real loaders, so a damaged file, an unknown format version or
+weights that do not fit their sizes fail the job with a plain message; the uploads are
+removed only after the voice's artifacts are stored.
 """
 
 from __future__ import annotations
@@ -14,17 +16,60 @@ from worker.jobs.common import snapshot, store_artifact, temp_dir
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def run(rt: Runtime, h: JobHandle) -> None:
-    from svc_core.model.inference import VoiceModel
-    from svc_core.model.package import load_voice_package
-    from svc_core.speaker import save_spk
+NO_RANGE = (
+    "No pitch range came with this voice (no training data): automatic transpose is not "
+    "available."
+)
 
+
+def run(rt: Runtime, h: JobHandle) -> None:
     job = snapshot(rt, h)
     key = job.params.get("storage_key")
     if not job.voice_id or not key or not rt.storage.exists(key):
         raise BadInputError("The uploaded voice package is missing: upload it again.")
-    h.progress("import_voice", 0.1, "import: checking the voice package", force=True)
-    pkg = load_voice_package(rt.storage.path(key))
+    uploads = [key]
+    work = temp_dir(rt)
+    try:
+        if job.params.get("format") == "sovits5":
+            h.progress("import_voice", 0.1, "import: checking the 5.0 model", force=True)
+            package = _from_sovits5(rt, job, work)
+            uploads += [job.params[k] for k in ("speaker_key", "hparams_key") if job.params.get(k)]
+        else:
+            h.progress("import_voice", 0.1, "import: checking the voice package", force=True)
+            package = rt.storage.path(key)
+        _import_package(rt, h, job, package, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for k in uploads:
+        rt.storage.delete(k)
+
+
+def _from_sovits5(rt: Runtime, job, work):
+    """Build a voice package from the uploaded 5.0 model, speaker vector and hparams."""
+    from svc_core.train.package import import_sovits5_voice
+
+    p = job.params
+    spk_key = p.get("speaker_key")
+    if not spk_key or not rt.storage.exists(spk_key):
+        raise BadInputError("The uploaded speaker vector is missing: upload it again.")
+    hp_key = p.get("hparams_key")
+    kwargs = {"f0_method": p["f0_method"]} if p.get("f0_method") else {}
+    return import_sovits5_voice(
+        rt.storage.path(p["storage_key"]),
+        rt.storage.path(spk_key),
+        work / "voice.zip",
+        hparams=rt.storage.path(hp_key) if hp_key else None,
+        meta={"imported_from": p.get("filename")},
+        **kwargs,
+    )
+
+
+def _import_package(rt: Runtime, h: JobHandle, job, package, work) -> None:
+    from svc_core.model.inference import VoiceModel
+    from svc_core.model.package import load_voice_package
+    from svc_core.speaker import save_spk
+
+    pkg = load_voice_package(package)
     VoiceModel(pkg.config, pkg.generator_state, pkg.speaker)  # the weights fit the config
     meta = pkg.meta
     features = dict(meta.get("features") or {})
@@ -37,40 +82,38 @@ def run(rt: Runtime, h: JobHandle) -> None:
         )
     h.progress("import_voice", 0.6)
     base = f"u/{job.user_id}/voices/{job.voice_id}"
-    work = temp_dir(rt)
-    try:
-        pkg_copy = work / "voice.zip"
-        shutil.copyfile(rt.storage.path(key), pkg_copy)
-        filename = str(job.params.get("filename") or "voice.zip")
-        store_artifact(
-            rt,
-            job=job,
-            local_file=pkg_copy,
-            key=f"{base}/voice-imported.zip",
-            kind="voice_package",
-            stage="import_voice",
-            inputs=job.params.get("sha256"),
-            content_type="application/zip",
-            filename=filename,
-            meta=meta.get("train") or {},
-            voice_id=job.voice_id,
-        )
-        spk = save_spk(work / "voice.spk.npy", pkg.speaker)
-        store_artifact(
-            rt,
-            job=job,
-            local_file=spk,
-            key=f"{base}/imported.spk.npy",
-            kind="spk",
-            stage="import_voice",
-            inputs=None,
-            content_type="application/octet-stream",
-            filename=filename.rsplit(".", 1)[0].removesuffix(".svcvoice") + ".spk.npy",
-            voice_id=job.voice_id,
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    rt.storage.delete(key)
+    pkg_copy = work / "voice-copy.zip"
+    shutil.copyfile(package, pkg_copy)
+    filename = str(job.params.get("filename") or "voice.zip")
+    if not filename.lower().endswith(".zip"):
+        filename = filename.rsplit(".", 1)[0] + ".svcvoice.zip"
+    store_artifact(
+        rt,
+        job=job,
+        local_file=pkg_copy,
+        key=f"{base}/voice-imported.zip",
+        kind="voice_package",
+        stage="import_voice",
+        inputs=job.params.get("sha256"),
+        content_type="application/zip",
+        filename=filename,
+        meta=meta.get("train") or {},
+        voice_id=job.voice_id,
+    )
+    spk = save_spk(work / "voice.spk.npy", pkg.speaker)
+    store_artifact(
+        rt,
+        job=job,
+        local_file=spk,
+        key=f"{base}/imported.spk.npy",
+        kind="spk",
+        stage="import_voice",
+        inputs=None,
+        content_type="application/octet-stream",
+        filename=filename.rsplit(".", 1)[0].removesuffix(".svcvoice") + ".spk.npy",
+        meta={"encoder": features.get("speaker_encoder", "ge2e")},
+        voice_id=job.voice_id,
+    )
     with rt.scope() as s:
         voice = s.get(Voice, job.voice_id)
         assert voice is not None
@@ -82,5 +125,5 @@ def run(rt: Runtime, h: JobHandle) -> None:
             "train": meta.get("train"),
             "warnings": []
             if meta.get("pitch_histogram")
-            else ["The package has no pitch range: automatic transpose is not available."],
+            else [NO_RANGE],
         }

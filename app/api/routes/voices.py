@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import get_args
+
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
@@ -15,6 +17,7 @@ from app.api.routes.common import (
 from app.db import crud
 from app.db.models import TrackRole, TrackStatus
 from app.schemas import (
+    F0Method,
     JobPublic,
     TrackPublic,
     TrainRequest,
@@ -23,8 +26,17 @@ from app.schemas import (
     VoicePublic,
     VoiceUpdate,
 )
-from app.uploads import form_flag, move_into, parse_upload, sniff_zip
+from app.uploads import (
+    form_flag,
+    move_into,
+    parse_upload,
+    sniff_npy,
+    sniff_text,
+    sniff_torch,
+)
 from worker.names import PIPELINES, JobKind
+
+F0_METHODS = get_args(F0Method)
 
 router = APIRouter(prefix="/voices", tags=["voices"])
 
@@ -41,7 +53,16 @@ def create_voice(body: VoiceCreate, user: CurrentUser, session: SessionDep) -> V
     "/import",
     response_model=UploadResult,
     status_code=status.HTTP_201_CREATED,
-    openapi_extra=multipart_body({"name": {"type": "string"}, "files": BINARY}, ["files"]),
+    openapi_extra=multipart_body(
+        {
+            "name": {"type": "string"},
+            "files": BINARY,
+            "speaker": BINARY,
+            "hparams": BINARY,
+            "f0_method": {"type": "string", "enum": list(F0_METHODS)},
+        },
+        ["files"],
+    ),
 )
 async def import_voice(
     request: Request,
@@ -50,33 +71,70 @@ async def import_voice(
     settings: SettingsDep,
     storage: StorageDep,
 ) -> UploadResult:
-    """Import a voice package (``.zip`` exported by svc-studio): a new, ready voice once the
-    worker has checked it (unknown package versions are refused with a plain message)."""
+    """Import a voice: an svc-studio voice package (``.zip``) in ``files``, or a singer's
+    so-vits-svc 5.0 model (export, checkpoint or pretrain ``.pth``/``.pt``) in ``files`` with
+    its speaker vector (``speaker0.spk.npy``) in ``speaker`` and, for files without
+    ``hp_str``, its 5.0 config YAML in ``hparams``. The worker checks everything with the real
+    loaders; a damaged or mismatching file fails the job with a plain message."""
     parsed = await parse_upload(
         request,
         storage,
         max_file_bytes=settings.max_upload_bytes,
         max_files=1,
-        accept=sniff_zip,
-        accept_what="an svc-studio voice package (.zip)",
+        accept=sniff_torch,
+        accept_what="an svc-studio voice package (.zip) or a so-vits-svc 5.0 model file",
+        extra_file_fields={
+            "speaker": (sniff_npy, "a speaker vector (.npy)"),
+            "hparams": (sniff_text, "a 5.0 config (YAML text)"),
+        },
     )
 
     def finish() -> UploadResult:  # database work off the event loop (SQLite waits block)
-        if len(parsed.files) != 1:
+        by_field = {f.field: f for f in parsed.files}
+        up = by_field.get("files")
+        if up is None:
             parsed.cleanup()
-            raise HTTPException(400, "Send exactly one voice package in the form field 'files'.")
-        up = parsed.files[0]
+            raise HTTPException(
+                400, "Send one voice package or 5.0 model file in the form field 'files'."
+            )
+        sovits5 = "speaker" in by_field
+        if not sovits5 and not _is_voice_package(up.tmp_path):
+            parsed.cleanup()
+            raise HTTPException(
+                400,
+                f"'{up.filename}' is not a voice package: a so-vits-svc 5.0 model needs its "
+                "speaker vector (.spk.npy) in the form field 'speaker'.",
+            )
+        if "hparams" in by_field and not sovits5:
+            parsed.cleanup()
+            raise HTTPException(400, "'hparams' belongs to a 5.0 model: send 'speaker' too.")
+        f0 = (parsed.fields.get("f0_method") or "").strip()
+        if f0 and f0 not in F0_METHODS:
+            parsed.cleanup()
+            raise HTTPException(400, f"Unknown F0 method '{f0[:40]}'.")
         name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
         try:
             voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
-            key = f"u/{user.id}/voices/{voice.id}/import/package.zip"
-            move_into(storage, up, key)
+            base = f"u/{user.id}/voices/{voice.id}/import"
+            params: dict = {"filename": up.filename, "sha256": up.sha256}
+            if sovits5:
+                params.update(format="sovits5", f0_method=f0 or None)
+                for field, stored in (("files", "model.pth"), ("speaker", "speaker.spk.npy")):
+                    move_into(storage, by_field[field], f"{base}/{stored}")
+                    params[f"{field}_key"] = f"{base}/{stored}"
+                if "hparams" in by_field:
+                    move_into(storage, by_field["hparams"], f"{base}/hparams.yaml")
+                    params["hparams_key"] = f"{base}/hparams.yaml"
+                params["storage_key"] = params.pop("files_key")
+            else:
+                params["storage_key"] = f"{base}/package.zip"
+                move_into(storage, up, params["storage_key"])
             job = crud.create_job(
                 session,
                 user_id=user.id,
                 kind=JobKind.voice_import.value,
                 stages=[s.value for s in PIPELINES[JobKind.voice_import]],
-                params={"storage_key": key, "filename": up.filename, "sha256": up.sha256},
+                params=params,
                 voice_id=voice.id,
                 max_attempts=settings.max_attempts,
             )
@@ -88,6 +146,18 @@ async def import_voice(
         return UploadResult(tracks=[], job=JobPublic.model_validate(job))
 
     return await run_in_threadpool(finish)
+
+
+def _is_voice_package(path) -> bool:
+    """A zip holding voice.json (a torch.save file is a zip too, without it); only the zip's
+    directory is read."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "voice.json" in z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 @router.get("", response_model=list[VoicePublic])

@@ -55,14 +55,25 @@ export async function render(main, _params, ctx) {
     });
   });
 
-  // import a voice package exported from svc-studio (here or elsewhere)
-  const pkgInput = h('input', { type: 'file', name: 'package', accept: '.zip,application/zip', required: true });
+  // import a voice: a package exported from svc-studio, or a singer's so-vits-svc 5.0 model
+  const pkgInput = h('input', {
+    type: 'file',
+    name: 'package',
+    accept: '.zip,.pth,.pt,application/zip',
+    required: true,
+  });
+  const spkInput = h('input', { type: 'file', name: 'speaker', accept: '.npy' });
+  const hpInput = h('input', { type: 'file', name: 'hparams', accept: '.yaml,.yml' });
+  const importName = h('input', { type: 'text', name: 'import-name', maxlength: 200, autocomplete: 'off' });
   const importStatus = h('div', { role: 'status', 'aria-live': 'polite' });
   const importButton = h('button', { type: 'submit' }, 'Import voice');
   const importForm = h(
     'form.fields',
-    { 'aria-label': 'Import a voice package' },
-    field('Voice package (.zip)', pkgInput),
+    { 'aria-label': 'Import a voice' },
+    field('Voice package (.zip) or so-vits-svc 5.0 model (.pth)', pkgInput),
+    field('Speaker vector (.spk.npy)', spkInput, '(5.0 models: e.g. speaker0.spk.npy)'),
+    field('5.0 config (.yaml)', hpInput, '(5.0 exports of other sizes than base.yaml)'),
+    field('Name', importName, '(optional: the file name)'),
     h('div', importButton),
     h('div.full', importStatus),
   );
@@ -71,20 +82,32 @@ export async function render(main, _params, ctx) {
     clear(importStatus);
     const file = pkgInput.files?.[0];
     if (!file) {
-      importStatus.append(alertBox('error', 'Choose a voice package (.zip) first.'));
+      importStatus.append(alertBox('error', 'Choose a voice package (.zip) or a 5.0 model first.'));
       return;
     }
+    const speaker = spkInput.files?.[0];
+    if (!speaker && !/\.zip$/i.test(file.name)) {
+      importStatus.append(
+        alertBox('error', 'A so-vits-svc 5.0 model needs its speaker vector (.spk.npy) too.'),
+      );
+      return;
+    }
+    const fields = {
+      name: importName.value.trim() || file.name.replace(/\.svcvoice\.zip$|\.zip$|\.pth?$/i, ''),
+    };
+    if (speaker) fields.speaker = speaker;
+    if (hpInput.files?.[0]) fields.hparams = hpInput.files[0];
     busy(importButton, async () => {
       try {
-        const res = await upload('/voices/import', [file], { name: file.name.replace(/\.svcvoice\.zip$|\.zip$/i, '') }).promise;
-        importStatus.append(h('p.small', 'Uploaded; checking the package…'));
+        const res = await upload('/voices/import', [file], fields).promise;
+        importStatus.append(h('p.small', 'Uploaded; checking the model…'));
         await new Promise((resolve) => {
           watchJob(res.job.id, (job) => {
             if (job.status === 'succeeded') {
               ctx.navigate(`#/voices/${job.voice_id}`);
               resolve();
             } else if (job.status === 'failed' || job.status === 'cancelled') {
-              clear(importStatus, alertBox('error', 'The package could not be imported', job.error || job.status));
+              clear(importStatus, alertBox('error', 'The voice could not be imported', job.error || job.status));
               resolve();
             }
           });
@@ -104,7 +127,7 @@ export async function render(main, _params, ctx) {
       h('h2', { id: 'new-voice' }, 'New voice'),
       h('p.muted.small', 'A voice is a target singer: upload their songs, train a model, then convert other songs into it.'),
       form,
-      h('details', h('summary', 'Import a voice package instead'), importForm),
+      h('details', h('summary', 'Import a voice instead (svc-studio package or so-vits-svc 5.0 model)'), importForm),
     ),
     h(
       'section',
