@@ -15,10 +15,8 @@ from svc_core.errors import BadInputError
 from worker.jobs.common import snapshot, store_artifact, temp_dir
 from worker.jobs.runtime import JobHandle, Runtime
 
-
 NO_RANGE = (
-    "No pitch range came with this voice (no training data): automatic transpose is not "
-    "available."
+    "No pitch range came with this voice (no training data): automatic transpose is not available."
 )
 
 
@@ -123,7 +121,5 @@ def _import_package(rt: Runtime, h: JobHandle, job, package, work) -> None:
             "histogram": meta.get("pitch_histogram") or [],
             "hop_s": meta.get("pitch_hop_s") or 0.01,
             "train": meta.get("train"),
-            "warnings": []
-            if meta.get("pitch_histogram")
-            else [NO_RANGE],
+            "warnings": [] if meta.get("pitch_histogram") else [NO_RANGE],
         }
