@@ -54,6 +54,12 @@ def _transpose(value: str) -> float | None:
     help="A second .spk.npy blended with the target (see --mix-weight).",
 )
 @click.option("--mix-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
+@click.option(
+    "--hparams",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A so-vits-svc 5.0 model's config YAML (5.0 files without hp_str; default sizes: "
+    "5.0's base.yaml).",
+)
 @click.option("--device", default="auto", show_default=True)
 @models_dir_option
 def convert_cmd(
@@ -67,6 +73,7 @@ def convert_cmd(
     speaker: Path | None,
     mix_with: Path | None,
     mix_weight: float,
+    hparams: Path | None,
     device: str,
     models_dir: Path | None,
 ) -> None:
@@ -92,9 +99,13 @@ def convert_cmd(
     dev = "cuda" if cuda else "cpu"
     bar = StageProgress()
     try:
-        model = load_voice_model_cached(voice_path, device=dev)
+        model = load_voice_model_cached(voice_path, device=dev, hparams=hparams)
         meta = dict(model.info.get("meta") or {})
         feats = dict(meta.get("features") or {})
+        if model.info.get("format") == "sovits5":  # a bare 5.0 file: 5.0's encoders and F0
+            from svc_core.train.package import sovits5_features
+
+            feats = sovits5_features(model.config)
         ppg_name = ppg or feats.get("ppg_model") or "none"
         vec_name = vec or feats.get("vec_model") or "none"
         params = ConvertParams(
@@ -112,7 +123,12 @@ def convert_cmd(
         if mix_with is not None:
             if target is None:
                 raise click.UsageError("--mix-with needs a target embedding (--speaker)")
-            target = mix_speakers(target, load_spk(mix_with), mix_weight)
+            normalise = feats.get("speaker_encoder", "ge2e") == "ge2e"
+            target = mix_speakers(target, load_spk(mix_with), mix_weight, normalise=normalise)
+        if target is None:
+            raise click.UsageError(
+                "this model file holds no speaker vector: give the singer's --speaker .spk.npy"
+            )
         hist = meta.get("pitch_histogram") or []
         reference = reference_f0_from_histogram(hist, float(meta.get("pitch_hop_s") or 0.01))
         result, model_rate, wav44 = convert_file(
@@ -124,6 +140,7 @@ def convert_cmd(
             reference_f0=reference if reference.size else None,
             device=dev,
             progress=bar,
+            hparams=hparams,
         )
     except SvcError as exc:
         raise click.ClickException(str(exc)) from exc

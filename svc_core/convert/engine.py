@@ -94,22 +94,25 @@ class ConvertResult:
         }
 
 
-_MODELS: dict[tuple[str, int, int, str], Any] = {}
+_MODELS: dict[tuple[str, int, int, str, str], Any] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def load_voice_model_cached(path: str | os.PathLike, device: str = "cpu"):
-    """:func:`svc_core.model.inference.load_voice_model`, loaded once per process and file."""
+def load_voice_model_cached(
+    path: str | os.PathLike, device: str = "cpu", hparams: str | os.PathLike | None = None
+):
+    """:func:`svc_core.model.inference.load_voice_model`, loaded once per process and file
+    (``hparams``: a 5.0 config YAML for 5.0 files without ``hp_str``)."""
     from svc_core.model.inference import load_voice_model
 
     p = Path(path)
     st = p.stat()
-    key = (str(p.resolve()), st.st_size, int(st.st_mtime_ns), device)
+    key = (str(p.resolve()), st.st_size, int(st.st_mtime_ns), device, str(hparams or ""))
     with _MODELS_LOCK:
         if key not in _MODELS:
             if len(_MODELS) >= 4:  # a worker serves a few voices; do not hoard GPU memory
                 _MODELS.pop(next(iter(_MODELS)))
-            _MODELS[key] = load_voice_model(p, device=device)
+            _MODELS[key] = load_voice_model(p, hparams=hparams, device=device)
         return _MODELS[key]
 
 
@@ -262,13 +265,16 @@ def convert_file(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     cache_dir: str | os.PathLike | None = None,
+    hparams: str | os.PathLike | None = None,
 ) -> tuple[ConvertResult, Path, Path]:
     """Convert a vocals file; writes ``vocals_model_rate.wav`` and ``vocals.wav`` (44.1 kHz).
 
-    Returns ``(result, model_rate_path, path_44k)``.
+    ``model_path`` is any file :func:`~svc_core.model.inference.load_voice_model` reads
+    (``hparams`` for 5.0 files without ``hp_str``). Returns
+    ``(result, model_rate_path, path_44k)``.
     """
     audio, sr = load_audio(src, max_duration_s=max_duration_s)
-    model = load_voice_model_cached(model_path, device=device)
+    model = load_voice_model_cached(model_path, device=device, hparams=hparams)
     result = convert_vocals(
         audio,
         sr,

@@ -35,13 +35,18 @@ from svc_core.model.sovits5 import (
 )
 
 
-def _remove_weight_norm(module: torch.nn.Module) -> None:
-    """Fold weight-norm parametrisations into plain weights (faster inference, same output)."""
+def _freeze(module: torch.nn.Module) -> None:
+    """Exact speed-ups for conversion: fold weight-norm parametrisations into plain weights
+    and precompute the SnakeBeta constants (same output up to float rounding)."""
     from torch.nn.utils import parametrize
+
+    from svc_core.model.decoder import SnakeBeta
 
     for m in module.modules():
         if parametrize.is_parametrized(m, "weight"):
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+        if isinstance(m, SnakeBeta):
+            m.freeze()
 
 
 class VoiceModel:
@@ -78,7 +83,7 @@ class VoiceModel:
         )
         gen.load_state_dict(state, strict=True)
         gen.eval()
-        _remove_weight_norm(gen)
+        _freeze(gen)
         self.generator = gen.to(self.device)
 
     def n_frames_for(self, seconds: float) -> int:

@@ -57,6 +57,25 @@ def _speaker_vector(speaker_npy: str | os.PathLike | np.ndarray, spk_dim: int) -
     return spk
 
 
+def sovits5_features(config: SVCConfig, f0_method: str = SOVITS5_F0_METHOD) -> dict[str, Any]:
+    """The feature settings a 5.0 model converts with: its content encoders (by width), the
+    F0 method and 5.0's speaker vectors."""
+    m = config.model
+    features = {
+        "config": "base",  # 5.0's rate and hop (32 kHz, 320): what features are computed at
+        "f0_method": f0_method,
+        "ppg_model": _PPG_BY_DIM.get(m.ppg_dim),
+        "vec_model": _VEC_BY_DIM.get(m.vec_dim),
+        "speaker_encoder": "sovits5",
+    }
+    if features["ppg_model"] is None or features["vec_model"] is None:
+        raise BadInputError(
+            f"the model uses {m.ppg_dim}-d PPG and {m.vec_dim}-d vec features; svc-studio "
+            "knows 5.0's whisper (1280/1024/768-d) and HuBERT-soft (256-d) encoders only"
+        )
+    return features
+
+
 def write_voice_package(
     dest_zip: str | os.PathLike,
     config: SVCConfig,
@@ -197,19 +216,10 @@ def import_sovits5_voice(
     generator = {k: v for k, v in f.generator.items() if not k.startswith(TRAIN_ONLY_PREFIXES)}
     info = {"file": model.name, "config_source": f.config_source}
     VoiceModel(f.config, generator, spk, info)  # the weights fit the sizes (names what differs)
-    m = f.config.model
-    features = {
-        "config": "base",  # 5.0's rate and hop (32 kHz, 320): what features are computed at
-        "f0_method": f0_method,
-        "ppg_model": _PPG_BY_DIM.get(m.ppg_dim),
-        "vec_model": _VEC_BY_DIM.get(m.vec_dim),
-        "speaker_encoder": "sovits5",
-    }
-    if features["ppg_model"] is None or features["vec_model"] is None:
-        raise BadInputError(
-            f"{model.name} uses {m.ppg_dim}-d PPG and {m.vec_dim}-d vec features; svc-studio "
-            "knows 5.0's whisper (1280/1024/768-d) and HuBERT-soft (256-d) encoders only"
-        )
+    try:
+        features = sovits5_features(f.config, f0_method)
+    except BadInputError as exc:
+        raise BadInputError(f"{model.name}: {exc}") from exc
     starts = f"imported so-vits-svc 5.0 {f.layout} {model.name}"
     info = {
         "step": f.step,

@@ -171,19 +171,19 @@ def test_params_need_a_limit():
 
 
 def test_overfits_one_short_clip(tmp_path):
-    """300 steps on one 0.3-s clip with 5.0's model at tiny sizes: training mel L1 (steps
-    1-5 mean -> steps 296-300 mean) fell 3.5x when measured (1.21 -> 0.35); the
-    conversion-path validation mel ended at 0.34. Asserted: 3x. (The earlier look-alike
-    model started from a worse 2.65 and fell 5x in 150 steps.)"""
+    """400 steps on one 0.3-s clip with 5.0's model at tiny sizes: training mel L1 (steps
+    1-5 mean -> mean of steps 381-400) fell 3.6x when measured (1.21 -> 0.34; GAN training
+    is chaotic, so the end is averaged over 20 steps); the conversion-path validation mel
+    ended at 0.33. Asserted: 3x. (The earlier look-alike model started from a worse 2.65.)"""
     ds = make_dataset(tmp_path / "ds", n_train=1, n_valid=0, seconds=(0.3,))
     res = train(
         ds,
         tmp_path / "run",
         "tiny",
-        TrainParams(max_steps=300, log_interval=5, eval_interval=1000, save_interval=1000),
+        TrainParams(max_steps=400, log_interval=5, eval_interval=1000, save_interval=1000),
     )
     mel = [r["losses"]["mel"] for r in _metrics(tmp_path / "run") if r["kind"] == "train"]
-    assert mel[0] / mel[-1] > 3.0, mel
+    assert mel[0] / np.mean(mel[-4:]) > 3.0, mel
     assert res.last_val_mel is not None and mel[0] / res.last_val_mel > 3.0
     assert "validating on training" in " ".join(res.notes)
 
