@@ -25,7 +25,7 @@ ENGINE_COMMANDS: dict[str, tuple[str, str]] = {
     "slice": ("svc_core.commands.slice:slice_cmd", "Slice vocals at silences (Audio Slicer)."),
     "f0": ("svc_core.commands.f0:f0_cmd", "Extract the F0 curve of a vocal file."),
     "content": ("svc_core.commands.content:content_cmd", "Extract content features (PPG/vec)."),
-    "speaker": ("svc_core.commands.speaker:speaker_cmd", "A singer's speaker vector (.spk.npy): GE2E or 5.0's encoder."),
+    "speaker": ("svc_core.commands.speaker:speaker_cmd", "A singer's .spk.npy (GE2E or 5.0's)."),
     "preprocess": ("svc_core.commands.preprocess:preprocess_cmd", "Build a voice's dataset."),
     "train": ("svc_core.commands.train:train_cmd", "Train a voice model."),
     "convert": ("svc_core.commands.convert:convert_cmd", "Convert vocals into a voice."),
