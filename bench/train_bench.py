@@ -88,7 +88,7 @@ def bench(name: str, steps: int, batch: int | None, device: str) -> dict:
         )
 
         def on_event(e):
-            if e["event"] == "step":
+            if e.kind == "step":
                 times.append(time.perf_counter())
 
         t0 = time.perf_counter()

@@ -68,35 +68,34 @@ def train_cmd(
     import signal
 
     from svc_core.errors import Cancelled, SvcError
+    from svc_core.train.events import CheckpointSaved, Evaluated, StepLogged, TrainStarted
     from svc_core.train.signals import StopOnSignal
     from svc_core.train.trainer import TrainParams, train
 
-    def on_event(e: dict) -> None:
-        kind = e.get("event")
-        if kind == "start":
-            resumed = e.get("resumed_from_step")
+    def on_event(e) -> None:
+        if isinstance(e, TrainStarted):
+            resumed = e.resumed_from_step
             where = f"resuming at step {resumed}" if resumed is not None else "new run"
             click.echo(
-                f"{where}; starts from: {e['starts_from']}; device {e['device']}; "
-                f"{e['train_slices']} training slices",
+                f"{where}; starts from: {e.starts_from}; device {e.device}; "
+                f"{e.train_slices} training slices",
                 err=True,
             )
-            for note in e.get("notes", []):
+            for note in e.notes:
                 click.echo(f"note: {note}", err=True)
-        elif kind == "step":
-            pct = 100.0 * (e.get("fraction") or 0.0)
-            losses = e["losses"]
+        elif isinstance(e, StepLogged):
+            losses = e.losses
             click.echo(
-                f"step {e['step']} epoch {e['epoch']} [{pct:5.1f}%] "
+                f"step {e.step} epoch {e.epoch} [{100.0 * e.fraction:5.1f}%] "
                 f"mel {losses['mel']:.3f} g {losses['loss_g']:.2f} d {losses['loss_d']:.2f} "
-                f"lr {e['lr']:.2e} eta {_fmt_eta(e.get('eta_s'))}",
+                f"lr {e.lr:.2e} eta {_fmt_eta(e.eta_s)}",
                 err=True,
             )
-        elif kind == "eval":
-            star = " (best)" if e["best"] else ""
-            click.echo(f"step {e['step']}: validation mel {e['val_mel']:.4f}{star}", err=True)
-        elif kind == "checkpoint":
-            click.echo(f"saved {e['path']}", err=True)
+        elif isinstance(e, Evaluated):
+            star = " (best)" if e.best else ""
+            click.echo(f"step {e.step}: validation mel {e.val_mel:.4f}{star}", err=True)
+        elif isinstance(e, CheckpointSaved):
+            click.echo(f"saved {e.path}", err=True)
 
     try:
         params = TrainParams(

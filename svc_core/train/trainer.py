@@ -36,25 +36,16 @@ import re
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from svc_core.errors import BadInputError, Cancelled, IncompatibleError, SvcError
 from svc_core.model import builders
-from svc_core.model.commons import slice_segments
 from svc_core.model.config import SVCConfig, config_hash, load_config, model_hash, save_config
-from svc_core.model.losses import (
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adv_loss,
-    kl_loss,
-)
 from svc_core.progress import ProgressFn, StopFn
 from svc_core.train import checkpoint as ck
 from svc_core.train.dataset import (
@@ -63,8 +54,19 @@ from svc_core.train.dataset import (
     collate,
     load_manifest,
 )
+from svc_core.train.events import (
+    CheckpointSaved,
+    Evaluated,
+    StepLogged,
+    TrainCancelled,
+    TrainEnded,
+    TrainEvent,
+    TrainStarted,
+)
+from svc_core.train.state import Counters, TrainState
+from svc_core.train.steps import StepContext, evaluate, train_step
 
-EventFn = Callable[[dict[str, Any]], None]
+EventFn = Callable[[TrainEvent], None]
 METRICS_NAME = "metrics.jsonl"
 PREVIEWS_DIR = "previews"
 STOP_REASONS = ("max_steps", "max_epochs", "max_seconds", "plateau")
@@ -169,33 +171,6 @@ class TrainResult:
                 d[k] = str(v)
         d["notes"] = list(self.notes)
         return d
-
-
-@dataclass
-class TrainState:
-    """Everything about a run's progress besides module/optimiser states (saved as a dict)."""
-
-    step: int = 0
-    epoch: int = 0  # completed epochs
-    batch: int = 0  # batches of the current epoch already consumed
-    best_val: float | None = None
-    last_val: float | None = None
-    evals_since_best: int = 0
-    train_seconds: float = 0.0
-    origin: dict[str, Any] = field(default_factory=lambda: {"kind": "scratch"})
-    dataset: str = ""
-
-    def starts_from(self) -> str:
-        if self.origin.get("kind") == "base_model":
-            o = self.origin
-            fmt = o.get("format", "svc-studio")
-            what = f"base model {o['name']} (sha256 {o['sha256'][:12]}, {fmt})"
-            if o.get("partial"):
-                what += "; posterior encoder and speaker classifier from scratch"
-            elif not o.get("discriminator"):
-                what += "; discriminator from scratch"
-            return what
-        return "from scratch"
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -422,9 +397,9 @@ class _Run:
 
         self.device = resolve_device(params.device)
         self.cuda = self.device.type == "cuda"
-        self.amp_dtype = None
+        amp_dtype = None
         if self.cuda and t.precision != "fp32":
-            self.amp_dtype = torch.bfloat16 if t.precision == "bf16" else torch.float16
+            amp_dtype = torch.bfloat16 if t.precision == "bf16" else torch.float16
         if self.cuda:
             torch.backends.cudnn.deterministic = t.deterministic
             torch.backends.cudnn.benchmark = not t.deterministic
@@ -436,9 +411,9 @@ class _Run:
         random.seed(t.seed)
         np.random.seed(t.seed % 2**32)
         torch.manual_seed(t.seed)
-        self.gen = builders.build_generator(self.config)
-        self.disc = builders.build_discriminator(self.config)
-        self.state = TrainState(dataset=_dataset_fingerprint(self.train_ds))
+        gen = builders.build_generator(self.config)
+        disc = builders.build_discriminator(self.config)
+        counters = Counters(dataset=_dataset_fingerprint(self.train_ds))
         self.resumed_from: int | None = None
 
         resume_path = ck.find_resume_checkpoint(self.out)
@@ -459,26 +434,38 @@ class _Run:
                 "new output folder to start another run."
             )
         if resume is None and params.base_model is not None:
-            self.state.origin = load_base_weights(
-                params.base_model, self.config, self.gen, self.disc
-            )
+            counters.origin = load_base_weights(params.base_model, self.config, gen, disc)
 
-        self.gen.to(self.device)
-        self.disc.to(self.device)
-        self.opt_g = builders.build_optimizer(self.gen.parameters(), t)
-        self.opt_d = builders.build_optimizer(self.disc.parameters(), t, lr_scale=1 / t.accum_step)
-        self.accum = 0  # generator batches accumulated since its last optimiser step
-        self.sched_g = builders.build_scheduler(self.opt_g, t)
-        self.sched_d = builders.build_scheduler(self.opt_d, t)
-        fp16 = self.amp_dtype is torch.float16 and self.cuda
-        self.scaler_g = torch.amp.GradScaler("cuda", enabled=fp16)
-        self.scaler_d = torch.amp.GradScaler("cuda", enabled=fp16)
-        self.spec = builders.build_linear_spectrogram(self.config).to(self.device)
-        self.mel = builders.build_mel_spectrogram(self.config).to(self.device)
-        self.stft_loss = builders.build_stft_loss(self.config).to(self.device)
+        gen.to(self.device)
+        disc.to(self.device)
+        opt_g = builders.build_optimizer(gen.parameters(), t)
+        opt_d = builders.build_optimizer(disc.parameters(), t, lr_scale=1 / t.accum_step)
+        fp16 = amp_dtype is torch.float16 and self.cuda
+        self.ts = TrainState(
+            generator=gen,
+            discriminator=disc,
+            optim_g=opt_g,
+            optim_d=opt_d,
+            sched_g=builders.build_scheduler(opt_g, t),
+            sched_d=builders.build_scheduler(opt_d, t),
+            scaler_g=torch.amp.GradScaler("cuda", enabled=fp16),
+            scaler_d=torch.amp.GradScaler("cuda", enabled=fp16),
+            counters=counters,
+        )
+        self.ctx = StepContext(
+            config=self.config,
+            device=self.device,
+            spec=builders.build_linear_spectrogram(self.config).to(self.device),
+            mel=builders.build_mel_spectrogram(self.config).to(self.device),
+            stft_loss=builders.build_stft_loss(self.config).to(self.device),
+            batches_per_epoch=self.batches_per_epoch,
+            amp_dtype=amp_dtype,
+        )
 
         if resume is not None:
-            self._restore(resume)
+            self.ts.load_state_dict(resume, self.device)
+            ck.set_rng_state(resume["rng"])
+            self.resumed_from = self.state.step
             if params.base_model is not None:
                 self.notes.append(
                     f"base model {Path(params.base_model).name} ignored: continuing the run "
@@ -501,71 +488,18 @@ class _Run:
 
     # -- checkpoint ------------------------------------------------------------------------
 
-    def _restore(self, c: dict[str, Any]) -> None:
-        self.gen.load_state_dict(c["generator"])
-        self.disc.load_state_dict(c["discriminator"])
-        self.gen.to(self.device)
-        self.disc.to(self.device)
-        self.opt_g.load_state_dict(c["optim_g"])
-        self.opt_d.load_state_dict(c["optim_d"])
-        self.sched_g.load_state_dict(c["sched_g"])
-        self.sched_d.load_state_dict(c["sched_d"])
-        self.scaler_g.load_state_dict(c["scaler"]["g"])
-        self.scaler_d.load_state_dict(c["scaler"]["d"])
-        pending = c.get("pending_grad_g")
-        self.accum = int(c.get("accum", 0))
-        if pending:
-            for name, p in self.gen.named_parameters():
-                if name in pending:
-                    p.grad = pending[name].to(self.device)
-        s = c["state"]
-        self.state = TrainState(
-            step=int(s["step"]),
-            epoch=int(s["epoch"]),
-            batch=int(s["batch"]),
-            best_val=s.get("best_val"),
-            last_val=s.get("last_val"),
-            evals_since_best=int(s.get("evals_since_best", 0)),
-            train_seconds=float(s.get("train_seconds", 0.0)),
-            origin=dict(s.get("origin") or {"kind": "scratch"}),
-            dataset=str(s.get("dataset", "")),
-        )
-        ck.set_rng_state(c["rng"])
-        self.resumed_from = self.state.step
+    @property
+    def state(self) -> Counters:
+        return self.ts.counters
 
     def _checkpoint_dict(self) -> dict[str, Any]:
-        s = self.state
         return {
             "format": ck.CHECKPOINT_FORMAT,
             "version": ck.CHECKPOINT_VERSION,
             "config": self.config.to_dict(),
             "config_hash": self.hash,
             "model_hash": model_hash(self.config),
-            "generator": self.gen.state_dict(),
-            "discriminator": self.disc.state_dict(),
-            "optim_g": self.opt_g.state_dict(),
-            "optim_d": self.opt_d.state_dict(),
-            "sched_g": self.sched_g.state_dict(),
-            "sched_d": self.sched_d.state_dict(),
-            "scaler": {"g": self.scaler_g.state_dict(), "d": self.scaler_d.state_dict()},
-            # generator gradients accumulated since its last optimiser step
-            "accum": self.accum,
-            "pending_grad_g": {
-                n: p.grad.detach().cpu()
-                for n, p in self.gen.named_parameters()
-                if self.accum and p.grad is not None
-            },
-            "state": {
-                "step": s.step,
-                "epoch": s.epoch,
-                "batch": s.batch,
-                "best_val": s.best_val,
-                "last_val": s.last_val,
-                "evals_since_best": s.evals_since_best,
-                "train_seconds": s.train_seconds,
-                "origin": s.origin,
-                "dataset": s.dataset,
-            },
+            **self.ts.state_dict(),
             "rng": ck.rng_state(),
         }
 
@@ -576,7 +510,7 @@ class _Run:
             ck.link_or_copy(path, self.ckpt_dir / ck.LATEST_NAME)
             self.last_saved_step = self.state.step
             self.last_save_time = time.monotonic()
-            self._event({"event": "checkpoint", "step": self.state.step, "path": str(path)})
+            self._event(CheckpointSaved(step=self.state.step, path=str(path)))
         if best:
             ck.link_or_copy(path, self.ckpt_dir / ck.BEST_NAME)
         ck.rotate(self.ckpt_dir, self.keep_last)
@@ -584,7 +518,7 @@ class _Run:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _event(self, e: dict[str, Any]) -> None:
+    def _event(self, e: TrainEvent) -> None:
         if self.on_event is not None:
             self.on_event(e)
 
@@ -631,73 +565,9 @@ class _Run:
 
     # -- one step --------------------------------------------------------------------------
 
-    def _autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
-
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
-        """One batch of 5.0's recipe (``vits_extend/train.py``).
-
-        The generator's gradients accumulate over ``accum_step`` batches (divided by it)
-        and its optimiser steps on the last of them or at the end of an epoch; the
-        discriminator (at ``lr / accum_step``) steps on every batch. Gradients pending
-        between generator steps are saved with checkpoints, so resume stays exact.
-        """
-        t, a, dev = self.tc, self.config.audio, self.device
-        nb = self.cuda
-        wav = batch["wav"].to(dev, non_blocking=nb)  # [B, 1, T * hop]
-        f0 = batch["f0"].to(dev, non_blocking=nb)
-        spk = batch["spk"].to(dev, non_blocking=nb)
-        lengths = batch["lengths"].to(dev, non_blocking=nb)
-        ppg = batch["ppg"].to(dev, non_blocking=nb) if batch["ppg"] is not None else None
-        vec = batch["vec"].to(dev, non_blocking=nb) if batch["vec"] is not None else None
-        with torch.no_grad():
-            spec = self.spec(wav[:, 0])  # [B, F, T]
-
-        # generator: adv + 2 fm + mel + 9 stft + 0.2 (kl_f + kl_r / 2) + 2 spk
-        self.disc.requires_grad_(False)
-        with self._autocast():
-            out = self.gen(ppg, vec, f0, spec, spk, lengths)
-            fake = out.audio  # [B, 1, segment]
-            real = slice_segments(wav[:, 0], out.starts * a.hop_length, a.segment_size)
-            real = real.unsqueeze(1)
-            d_fake = self.disc(fake)
-            with torch.no_grad():
-                d_real = self.disc(real)
-            adv = generator_adv_loss(d_fake)
-            fm = feature_matching_loss(d_real, d_fake)
-            kl_f = kl_loss(out.z_f, out.logs_q, out.m_p, out.logs_p, out.logdet_f, out.mask)
-            kl_r = kl_loss(out.z_r, out.logs_p, out.m_q, out.logs_q, out.logdet_r, out.mask)
-        fake32, real32 = fake[:, 0].float(), real[:, 0].float()
-        mel = F.l1_loss(self.mel(fake32), self.mel(real32))
-        sc, mag = self.stft_loss(fake32, real32)
-        spk_loss = (1.0 - F.cosine_similarity(spk, out.spk_pred.float(), dim=-1)).mean()
-        loss_g = (
-            adv
-            + t.c_fm * fm
-            + t.c_mel * mel
-            + t.c_stft * (sc + mag)
-            + t.c_kl * (kl_f + t.c_kl_r * kl_r)
-            + t.c_spk * spk_loss
-        )
-        ok_g = self._backward(loss_g, self.scaler_g)
-        self.accum += 1
-        end_of_epoch = self.state.batch + 1 >= self.batches_per_epoch
-        if self.accum >= t.accum_step or end_of_epoch:
-            ok_g = self._step(self.gen, self.opt_g, self.scaler_g, self.accum) and ok_g
-            self.accum = 0
-        self.disc.requires_grad_(True)
-
-        with self._autocast():
-            d_fake = self.disc(fake.detach())
-            d_real = self.disc(real)
-            loss_d = discriminator_loss(d_real, d_fake)
-        ok_d = self._backward(loss_d, self.scaler_d) and self._step(
-            self.disc, self.opt_d, self.scaler_d, 1
-        )
-
-        if ok_g and ok_d:
+        losses, ok = train_step(self.ts, self.ctx, batch)
+        if ok:
             self.bad_steps = 0
         else:
             self.bad_steps += 1
@@ -707,42 +577,7 @@ class _Run:
                     f"row (step {self.state.step}). The last checkpoint is kept; lower the "
                     "learning rate or train in fp32."
                 )
-        vals = {
-            "loss_g": loss_g,
-            "loss_d": loss_d,
-            "mel": mel,
-            "stft": sc + mag,
-            "kl_f": kl_f,
-            "kl_r": kl_r,
-            "adv": adv,
-            "fm": fm,
-            "spk": spk_loss,
-        }
-        return {k: float(v.detach()) for k, v in vals.items()}
-
-    def _backward(self, loss: torch.Tensor, scaler: torch.amp.GradScaler) -> bool:
-        if not torch.isfinite(loss.detach()):
-            return False  # skip: one bad batch must not poison the weights
-        scaler.scale(loss).backward()
-        return True
-
-    def _step(self, module, opt, scaler: torch.amp.GradScaler, accumulated: int) -> bool:
-        """Average ``accumulated`` batches' gradients, clip (if configured), step, zero."""
-        scaler.unscale_(opt)
-        if accumulated > 1:
-            for p in module.parameters():
-                if p.grad is not None:
-                    p.grad /= accumulated
-        clip = self.tc.grad_clip if self.tc.grad_clip > 0 else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-        ok = True
-        if not scaler.is_enabled() and not torch.isfinite(norm):
-            ok = False  # skip the update
-        else:
-            scaler.step(opt)  # with fp16 the scaler itself skips non-finite gradients
-            scaler.update()
-        opt.zero_grad(set_to_none=True)
-        return ok
+        return losses
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -753,43 +588,26 @@ class _Run:
         from svc_core.audio.io import save_wav
 
         a = self.config.audio
-        self.gen.eval()
         n = min(self.tc.num_valid, len(self.valid_ds))
         step_dir = self.prev_dir / f"step_{self.state.step:08d}"
         ref_dir = self.prev_dir / "reference"
-        total, previews = 0.0, []
+        previews = []
         devices = [self.device] if self.cuda else []
+        # a fixed crop per slice: every evaluation scores the same audio
+        items = [self.valid_ds.load(i, crop_seed=self.tc.seed + i) for i in range(n)]
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.tc.seed)
-            for i in range(n):
-                # a fixed crop per slice: every evaluation scores the same audio
-                item = self.valid_ds.load(i, crop_seed=self.tc.seed + i)
-
-                def batch1(x):
-                    return None if x is None else x[None].to(self.device)
-
-                with self._autocast():
-                    audio = self.gen.infer(
-                        batch1(item["ppg"]),
-                        batch1(item["vec"]),
-                        batch1(item["f0"]),
-                        batch1(item["spk"]),
-                    )
-                audio = audio.float()
-                real = batch1(item["wav"]).float()
-                total += float(F.l1_loss(self.mel(audio), self.mel(real)))
-                if i < self.params.num_previews:
-                    name = f"{i:02d}_{_safe_name(item['id'])}.wav"
-                    ref = ref_dir / name
-                    if not ref.is_file():
-                        save_wav(ref, real[0].cpu().numpy(), a.sample_rate, subtype="PCM_16")
-                    p = save_wav(
-                        step_dir / name, audio[0].cpu().numpy(), a.sample_rate, subtype="PCM_16"
-                    )
-                    previews.append(str(p.relative_to(self.out)))
-        self.gen.train()
+            val, audios = evaluate(self.ts, self.ctx, items)
+        for i, (item, audio) in enumerate(zip(items, audios, strict=True)):
+            if i >= self.params.num_previews:
+                break
+            name = f"{i:02d}_{_safe_name(item['id'])}.wav"
+            ref = ref_dir / name
+            if not ref.is_file():
+                save_wav(ref, item["wav"].float().numpy(), a.sample_rate, subtype="PCM_16")
+            p = save_wav(step_dir / name, audio[0].cpu().numpy(), a.sample_rate, subtype="PCM_16")
+            previews.append(str(p.relative_to(self.out)))
         self._rotate_previews()
-        val = total / max(n, 1)
         s = self.state
         improved = s.best_val is None or val < s.best_val
         if improved:
@@ -808,7 +626,17 @@ class _Run:
             "time": time.time(),
         }
         self._metrics(row)
-        self._event({"event": "eval", **row, "previews": previews})
+        self._event(
+            Evaluated(
+                step=s.step,
+                epoch=s.epoch,
+                val_mel=val,
+                best=improved,
+                seconds=row["seconds"],
+                time=row["time"],
+                previews=tuple(previews),
+            )
+        )
         return val
 
     def _rotate_previews(self) -> None:
@@ -834,25 +662,37 @@ class _Run:
             "step": s.step,
             "epoch": s.epoch,
             "losses": losses,
-            "lr": self.opt_g.param_groups[0]["lr"],
+            "lr": self.ts.optim_g.param_groups[0]["lr"],
             "seconds": round(s.train_seconds, 3),
             "steps_per_s": done / max(self.elapsed(), 1e-9),
             "time": time.time(),
         }
         self._metrics(row)
-        self._event({"event": "step", **row, "eta_s": eta, "fraction": frac})
+        self._event(
+            StepLogged(
+                step=s.step,
+                epoch=s.epoch,
+                losses=losses,
+                lr=row["lr"],
+                seconds=row["seconds"],
+                steps_per_s=row["steps_per_s"],
+                time=row["time"],
+                eta_s=eta,
+                fraction=frac,
+            )
+        )
 
     def _end_epoch(self) -> None:
         # 5.0 decays the learning rate once per epoch
-        self.sched_g.step()
-        self.sched_d.step()
+        self.ts.sched_g.step()
+        self.ts.sched_d.step()
         self.state.epoch += 1
         self.state.batch = 0
 
     def _cancel(self) -> None:
         self._log()
         path = self.save()
-        self._event({"event": "cancelled", "step": self.state.step, "path": str(path)})
+        self._event(TrainCancelled(step=self.state.step, path=str(path)))
         raise Cancelled(
             f"training cancelled at step {self.state.step}; the checkpoint is saved and the "
             "next run on this folder continues from it"
@@ -861,16 +701,15 @@ class _Run:
     def loop(self) -> TrainResult:
         s, t = self.state, self.tc
         self._event(
-            {
-                "event": "start",
-                "step": s.step,
-                "epoch": s.epoch,
-                "starts_from": s.starts_from(),
-                "resumed_from_step": self.resumed_from,
-                "device": str(self.device),
-                "train_slices": len(self.train_ds),
-                "notes": list(self.notes),
-            }
+            TrainStarted(
+                step=s.step,
+                epoch=s.epoch,
+                starts_from=s.starts_from(),
+                resumed_from_step=self.resumed_from,
+                device=str(self.device),
+                train_slices=len(self.train_ds),
+                notes=tuple(self.notes),
+            )
         )
         # a private generator for DataLoader's base seed: iterating must not consume the
         # global RNG (resumed and straight runs create iterators at different points)
@@ -957,7 +796,7 @@ class _Run:
         )
         if self.progress is not None:
             self.progress("train", 1.0)
-        self._event({"event": "end", **result.to_dict()})
+        self._event(TrainEnded(result=result.to_dict()))
         return result
 
 

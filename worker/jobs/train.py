@@ -17,6 +17,14 @@ from typing import Any
 
 from app.db.models import Job, Voice
 from svc_core.errors import BadInputError
+from svc_core.train.events import (
+    CheckpointSaved,
+    Evaluated,
+    StepLogged,
+    TrainEnded,
+    TrainEvent,
+    TrainStarted,
+)
 from worker.jobs.common import find_artifact, snapshot, store_artifact, temp_dir
 from worker.jobs.runtime import JobHandle, Runtime
 
@@ -43,81 +51,59 @@ class CurveRecorder:
             self.metrics.update(previous)
         self.last_write = 0.0
 
-    def __call__(self, e: dict[str, Any]) -> None:
-        kind = e.get("event")
+    def __call__(self, e: TrainEvent) -> None:
         m = self.metrics
-        if kind == "start":
+        if isinstance(e, TrainStarted):
             m["train"] = {
-                k: e.get(k)
-                for k in (
-                    "starts_from",
-                    "step",
-                    "epoch",
-                    "device",
-                    "resumed_from_step",
-                    "train_slices",
-                    "notes",
-                )
-                if k in e
+                "starts_from": e.starts_from,
+                "step": e.step,
+                "epoch": e.epoch,
+                "device": e.device,
+                "resumed_from_step": e.resumed_from_step,
+                "train_slices": e.train_slices,
+                "notes": list(e.notes),
             }
-            start = int(e.get("step") or 0)
-            m["curve"] = [p for p in m["curve"] if p["step"] <= start]
-            origin = str(e.get("starts_from") or "from scratch")
-            origin = origin if origin.startswith("from ") else f"from {origin}"
-            resumed = f", resuming at step {start}" if e.get("resumed_from_step") else ""
+            m["curve"] = [p for p in m["curve"] if p["step"] <= e.step]
+            origin = e.starts_from if e.starts_from.startswith("from ") else f"from {e.starts_from}"
+            resumed = f", resuming at step {e.step}" if e.resumed_from_step else ""
             self.h.progress(
-                "train", 0.0, f"train: starting {origin}{resumed} on {e.get('device')}", force=True
+                "train", 0.0, f"train: starting {origin}{resumed} on {e.device}", force=True
             )
-        elif kind == "step":
-            losses = e.get("losses") or {}
-            m["curve"] = _thin(
-                [
-                    *m["curve"],
-                    {
-                        "step": e["step"],
-                        "epoch": e.get("epoch"),
-                        "mel": losses.get("mel"),
-                        "total": losses.get("loss_g"),
-                        "disc": losses.get("loss_d"),
-                        "val_mel": None,
-                    },
-                ]
-            )
-            m["train"].update(
-                step=e["step"], epoch=e.get("epoch"), steps_per_s=e.get("steps_per_s")
-            )
+        elif isinstance(e, StepLogged):
+            losses = e.losses
+            point = {
+                "step": e.step,
+                "epoch": e.epoch,
+                "mel": losses.get("mel"),
+                "total": losses.get("loss_g"),
+                "disc": losses.get("loss_d"),
+                "val_mel": None,
+            }
+            m["curve"] = _thin([*m["curve"], point])
+            m["train"].update(step=e.step, epoch=e.epoch, steps_per_s=e.steps_per_s)
             self.h.progress(
                 "train",
                 # steps fill 0..0.95 of the stage; exporting the voice is the rest
-                0.95 * float(e.get("fraction") or 0.0),
-                f"train: step {e['step']}, mel loss {losses.get('mel', 0):.3f}",
+                0.95 * e.fraction,
+                f"train: step {e.step}, mel loss {losses.get('mel', 0):.3f}",
             )
-        elif kind == "eval":
-            m["curve"] = _thin(
-                [
-                    *m["curve"],
-                    {
-                        "step": e["step"],
-                        "epoch": e.get("epoch"),
-                        "mel": None,
-                        "total": None,
-                        "disc": None,
-                        "val_mel": e.get("val_mel"),
-                    },
-                ]
-            )
-            m["train"]["best_val_mel"] = min(
-                x for x in (m["train"].get("best_val_mel"), e.get("val_mel")) if x is not None
-            )
-            m["previews"] = e.get("previews") or []
-        elif kind == "end":
-            m["train"].update(
-                {
-                    k: e.get(k)
-                    for k in ("step", "epoch", "stopped_by", "best_val_mel", "starts_from", "notes")
-                }
-            )
-        if kind in ("start", "eval", "end", "checkpoint") or (
+        elif isinstance(e, Evaluated):
+            point = {
+                "step": e.step,
+                "epoch": e.epoch,
+                "mel": None,
+                "total": None,
+                "disc": None,
+                "val_mel": e.val_mel,
+            }
+            m["curve"] = _thin([*m["curve"], point])
+            best = m["train"].get("best_val_mel")
+            m["train"]["best_val_mel"] = e.val_mel if best is None else min(best, e.val_mel)
+            m["previews"] = list(e.previews)
+        elif isinstance(e, TrainEnded):
+            keys = ("step", "epoch", "stopped_by", "best_val_mel", "starts_from", "notes")
+            m["train"].update({k: e.result.get(k) for k in keys})
+        if isinstance(e, TrainStarted | Evaluated | TrainEnded | CheckpointSaved) or (
             time.monotonic() - self.last_write > METRICS_WRITE_INTERVAL_S
         ):
             self.flush()

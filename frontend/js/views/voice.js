@@ -33,7 +33,8 @@ export const F0_METHODS = [
 ];
 
 const ARTIFACT_LABELS = {
-  spk: 'Speaker embedding (.spk.npy)',
+  spk: 'Speaker vector (.spk.npy)',
+  spk_judge: 'GE2E speaker embedding (the quality report\'s judge)',
   voice_package: 'Voice package (.zip)',
   checkpoint: 'Model checkpoint',
   preview: 'Preview sample',
