@@ -16,6 +16,19 @@ from svc_core.model.commons import weight_norm
 DiscOutput = list[tuple[list[torch.Tensor], torch.Tensor]]
 
 
+def _features_and_score(
+    convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor, slope: float
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Leaky-ReLU conv stack: every layer's output is a feature map, the last one's the score."""
+    fmap = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), slope)
+        fmap.append(x)
+    x = conv_post(x)
+    fmap.append(x)
+    return fmap, torch.flatten(x, 1, -1)
+
+
 class DiscriminatorR(nn.Module):
     """2-D convolutions over the magnitude STFT at one resolution (rectangular window)."""
 
@@ -46,14 +59,8 @@ class DiscriminatorR(nn.Module):
         return spec.abs()
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        fmap = []
         x = self.spectrogram(x).unsqueeze(1)
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return fmap, torch.flatten(x, 1, -1)
+        return _features_and_score(self.convs, self.conv_post, x, self.slope)
 
 
 class MultiResolutionDiscriminator(nn.Module):
@@ -95,19 +102,13 @@ class DiscriminatorP(nn.Module):
         self.conv_post = weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        fmap = []
         b, c, t = x.shape
         if t % self.period:
             n_pad = self.period - t % self.period
             x = F.pad(x, (0, n_pad), "reflect")
             t += n_pad
         x = x.view(b, c, t // self.period, self.period)
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return fmap, torch.flatten(x, 1, -1)
+        return _features_and_score(self.convs, self.conv_post, x, self.slope)
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -143,13 +144,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = weight_norm(nn.Conv1d(c[5], 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> DiscOutput:
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return [(fmap, torch.flatten(x, 1, -1))]
+        return [_features_and_score(self.convs, self.conv_post, x, 0.1)]
 
 
 class Discriminator(nn.Module):

@@ -51,8 +51,9 @@ def api_job(stack, user: str, job_id: str) -> dict:
 
 
 def create_voice_in_ui(page, name: str) -> str:
-    page.get_by_label("Name").fill(name)
-    page.get_by_role("button", name="Create voice").click()
+    form = page.get_by_role("form", name="New voice")  # (the import form has a name too)
+    form.get_by_label("Name").fill(name)
+    form.get_by_role("button", name="Create voice").click()
     page.get_by_role("heading", name=name, exact=True).wait_for()
     return page.url.rsplit("/", 1)[-1]
 
@@ -247,7 +248,7 @@ def test_import_a_so_vits_svc_5_0_voice(open_session, stack, tmp_path):
     assert "speaker vector" in alert.inner_text()
     form.get_by_label("Speaker vector (.spk.npy)").set_input_files(str(spk))
     form.get_by_label("5.0 config (.yaml)").set_input_files(str(G.hparams_path("tiny")))
-    form.get_by_label("Name").fill("Singer from 5.0")
+    form.get_by_label("Voice name").fill("Singer from 5.0")
     form.get_by_role("button", name="Import voice").click()
     page.get_by_role("heading", name="Singer from 5.0").wait_for(timeout=60_000)
     voice_id = page.url.rsplit("/", 1)[-1]

@@ -73,7 +73,7 @@ export async function render(main, _params, ctx) {
     field('Voice package (.zip) or so-vits-svc 5.0 model (.pth)', pkgInput),
     field('Speaker vector (.spk.npy)', spkInput, '(5.0 models: e.g. speaker0.spk.npy)'),
     field('5.0 config (.yaml)', hpInput, '(5.0 exports of other sizes than base.yaml)'),
-    field('Name', importName, '(optional: the file name)'),
+    field('Voice name', importName, '(optional: the file name)'),
     h('div', importButton),
     h('div.full', importStatus),
   );
