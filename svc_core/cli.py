@@ -28,6 +28,7 @@ ENGINE_COMMANDS: dict[str, tuple[str, str]] = {
     "speaker": ("svc_core.commands.speaker:speaker_cmd", "A singer's .spk.npy (GE2E or 5.0's)."),
     "preprocess": ("svc_core.commands.preprocess:preprocess_cmd", "Build a voice's dataset."),
     "train": ("svc_core.commands.train:train_cmd", "Train a voice model."),
+    "index": ("svc_core.commands.index:index_cmd", "A voice's feature-retrieval index."),
     "convert": ("svc_core.commands.convert:convert_cmd", "Convert vocals into a voice."),
     "mix": ("svc_core.commands.mix:mix_cmd", "Mix converted vocals over an instrumental."),
     "pipeline": ("svc_core.commands.pipeline:pipeline_cmd", "Songs in, mixed cover out."),

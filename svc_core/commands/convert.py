@@ -55,6 +55,33 @@ def _transpose(value: str) -> float | None:
 )
 @click.option("--mix-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True)
 @click.option(
+    "--index",
+    "index_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The voice's retrieval index (.svcindex, `svc-studio index build`).",
+)
+@click.option(
+    "--retrieval-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Blend of the source's content features with the voice's nearest training frames.",
+)
+@click.option(
+    "--protect",
+    type=click.FloatRange(0, 0.5),
+    default=0.5,
+    show_default=True,
+    help="Keep 1-protect of the original features on unvoiced frames (0.5 = off).",
+)
+@click.option(
+    "--volume-envelope",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="1 keeps the output's loudness; 0 gives it the source's envelope (RVC rms_mix_rate).",
+)
+@click.option(
     "--hparams",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A so-vits-svc 5.0 model's config YAML (5.0 files without hp_str; default sizes: "
@@ -73,6 +100,10 @@ def convert_cmd(
     speaker: Path | None,
     mix_with: Path | None,
     mix_weight: float,
+    index_path: Path | None,
+    retrieval_ratio: float,
+    protect: float,
+    volume_envelope: float,
     hparams: Path | None,
     device: str,
     models_dir: Path | None,
@@ -118,6 +149,9 @@ def convert_cmd(
                 vec_checkpoint=resolve_checkpoint(vec_name, models),
                 device=dev,
             ),
+            retrieval_ratio=retrieval_ratio,
+            protect=protect,
+            volume_envelope=volume_envelope,
         )
         target = load_spk(speaker) if speaker else model.speaker
         if mix_with is not None:
@@ -141,6 +175,7 @@ def convert_cmd(
             device=dev,
             progress=bar,
             hparams=hparams,
+            index=index_path,
         )
     except SvcError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -50,6 +50,12 @@ class ConvertParams:
         gate_dbfs: unvoiced source frames quieter than this are silenced in the output.
         noise_scale: the prior's sampling noise (0 = its mean; deterministic either way,
             the noise is seeded).
+        retrieval_ratio: blend of the source's content features with their nearest frames
+            of the voice's training features (0 = off; needs the voice's retrieval index).
+        protect: RVC's consonant protection: on unvoiced frames keep ``1 - protect`` of the
+            original features (0.5 = off).
+        volume_envelope: RVC's ``rms_mix_rate``: 1 keeps the output's own loudness, 0 gives
+            it the source's envelope.
     """
 
     transpose: float | None = 0.0
@@ -58,8 +64,14 @@ class ConvertParams:
     chunks: ChunkParams = field(default_factory=ChunkParams)
     gate_dbfs: float = -50.0
     noise_scale: float = 0.5
+    retrieval_ratio: float = 0.0
+    protect: float = 0.5
+    volume_envelope: float = 1.0
 
     def __post_init__(self) -> None:
+        for name, hi in (("retrieval_ratio", 1.0), ("protect", 0.5), ("volume_envelope", 1.0)):
+            if not 0.0 <= getattr(self, name) <= hi:
+                raise BadInputError(f"{name} must lie in [0, {hi}]")
         if self.transpose is not None and not -MAX_TRANSPOSE <= self.transpose <= MAX_TRANSPOSE:
             raise BadInputError(f"transpose must lie within ±{MAX_TRANSPOSE} semitones")
 
@@ -153,6 +165,7 @@ def convert_vocals(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
     cache_dir: str | os.PathLike | None = None,
+    index: Any = None,
 ) -> ConvertResult:
     """Convert ``[C, T]``/``[T]`` vocals at ``sr`` with a loaded voice ``model``.
 
@@ -162,6 +175,7 @@ def convert_vocals(
         reference_f0: the voice's pitch distribution (Hz per frame), for ``transpose=None``.
         cache_dir: keep converted chunks there so an interrupted call resumes (see
             :func:`convert_in_chunks`); it must be specific to these inputs and parameters.
+        index: the voice's :class:`svc_core.retrieval.VoiceIndex` (``retrieval_ratio`` > 0).
     """
     t0 = time.monotonic()
     report = progress or (lambda _s, _f: None)
@@ -204,12 +218,24 @@ def convert_vocals(
     f0_shifted = (f0 * np.float32(2.0 ** (transpose / 12.0))).astype(np.float32)
     extractor = ContentExtractor(params.content)
     frames_per_s = 1.0 / hop_s
+    if params.retrieval_ratio > 0 and index is None:
+        raise BadInputError(
+            "retrieval_ratio > 0 needs the voice's retrieval index; this voice has none "
+            "(build it from its training features, or convert with retrieval_ratio 0)"
+        )
+    if index is not None:
+        index.check_fits(model.config.model.ppg_dim, model.config.model.vec_dim)
 
     def convert_piece(piece: np.ndarray, start: int) -> np.ndarray:
         n_frames = max(1, math.ceil(len(piece) / sr * frames_per_s - 1e-6))
         first = start / sr * frames_per_s
         idx = np.clip(np.round(first + np.arange(n_frames)).astype(np.int64), 0, len(f0) - 1)
         feats = extractor.extract(piece, sr)
+        if index is not None and params.retrieval_ratio > 0:
+            n_c = max(len(v) for v in feats.values())
+            c_idx = np.round(first + np.arange(n_c) * frames_per_s / 50.0).astype(np.int64)
+            voiced = f0[np.clip(c_idx, 0, len(f0) - 1)] > 0
+            feats = index.apply(feats, params.retrieval_ratio, voiced, params.protect)
         return model.synthesize(
             feats.get("ppg"),
             feats.get("vec"),
@@ -235,6 +261,10 @@ def convert_vocals(
     out = out[:n_model] if len(out) >= n_model else np.pad(out, (0, n_model - len(out)))
     gain = _gate(mono, sr, f0, hop_s, params.gate_dbfs)
     out *= resample(gain, sr, model.sample_rate)[:n_model].clip(0.0, 1.0)
+    if params.volume_envelope < 1.0:
+        from svc_core.retrieval import mix_volume_envelope
+
+        out = mix_volume_envelope(mono, sr, out, model.sample_rate, params.volume_envelope)
     out_44k = resample(out, model.sample_rate, OUTPUT_SR)
     n44 = int(round(seconds * OUTPUT_SR))
     out_44k = out_44k[:n44] if len(out_44k) >= n44 else np.pad(out_44k, (0, n44 - len(out_44k)))
@@ -266,15 +296,19 @@ def convert_file(
     should_stop: StopFn | None = None,
     cache_dir: str | os.PathLike | None = None,
     hparams: str | os.PathLike | None = None,
+    index: str | os.PathLike | None = None,
 ) -> tuple[ConvertResult, Path, Path]:
     """Convert a vocals file; writes ``vocals_model_rate.wav`` and ``vocals.wav`` (44.1 kHz).
 
     ``model_path`` is any file :func:`~svc_core.model.inference.load_voice_model` reads
-    (``hparams`` for 5.0 files without ``hp_str``). Returns
-    ``(result, model_rate_path, path_44k)``.
+    (``hparams`` for 5.0 files without ``hp_str``; ``index``: the voice's ``.svcindex``).
+    Returns ``(result, model_rate_path, path_44k)``.
     """
+    from svc_core.retrieval import load_voice_index
+
     audio, sr = load_audio(src, max_duration_s=max_duration_s)
     model = load_voice_model_cached(model_path, device=device, hparams=hparams)
+    voice_index = load_voice_index(index) if index is not None else None
     result = convert_vocals(
         audio,
         sr,
@@ -285,6 +319,7 @@ def convert_file(
         progress=progress,
         should_stop=should_stop,
         cache_dir=cache_dir,
+        index=voice_index,
     )
     out = Path(out_dir)
     a = save_wav(out / "vocals_model_rate.wav", result.audio, result.sample_rate)

@@ -30,7 +30,7 @@ HARVEST = F0Params(method="harvest")
 
 
 @pytest.fixture(scope="module")
-def voice(tmp_path_factory):
+def trained(tmp_path_factory):
     d = tmp_path_factory.mktemp("voice")
     install_tiny_assets(d / "models")
     content = ContentParams(
@@ -58,7 +58,17 @@ def voice(tmp_path_factory):
     )
     model = load_voice_model(pkg)
     reference = np.concatenate([np.load(s.f0_path) for s in built.slices])
-    return model, ConvertParams(f0=HARVEST, content=content), reference
+    return {
+        "model": model,
+        "params": ConvertParams(f0=HARVEST, content=content),
+        "reference": reference,
+        "dataset": d / "dataset",
+    }
+
+
+@pytest.fixture(scope="module")
+def voice(trained):
+    return trained["model"], trained["params"], trained["reference"]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -127,3 +137,35 @@ def test_auto_transpose_moves_a_low_song_into_the_voice_range(voice):
     assert res.fit is not None and res.fit["outside_share"] > 0.9
     with pytest.raises(BadInputError, match="automatic transpose"):
         convert_vocals(low, SR, model, replace(params, transpose=None))
+
+
+# -- feature retrieval, consonant protection, volume envelope --------------------------------
+
+
+def test_retrieval_ratio_0_is_bit_identical_to_no_index(trained):
+    from svc_core.retrieval import build_voice_index, dataset_features
+
+    model, params = trained["model"], trained["params"]
+    index = build_voice_index(dataset_features(trained["dataset"]))
+    x = synth.tone(230.0, 2.5, 44100, amp=0.3, harmonics=6)
+    plain = convert_vocals(x, 44100, model, params)
+    zero = convert_vocals(x, 44100, model, params, index=index)  # ratio 0 (the default)
+    assert np.array_equal(plain.audio, zero.audio)
+    full = convert_vocals(x, 44100, model, replace(params, retrieval_ratio=1.0), index=index)
+    assert full.audio.shape == plain.audio.shape and not np.array_equal(full.audio, plain.audio)
+    assert np.isfinite(full.audio).all()
+    quiet = convert_vocals(x, 44100, model, replace(params, volume_envelope=0.0))
+    assert quiet.audio.shape == plain.audio.shape and np.isfinite(quiet.audio).all()
+
+
+def test_retrieval_without_an_index_or_with_a_mismatched_one_is_refused(trained):
+    from svc_core.errors import BadInputError, IncompatibleError
+    from svc_core.retrieval import build_voice_index
+
+    model, params = trained["model"], trained["params"]
+    x = synth.tone(230.0, 1.0, 44100, amp=0.3)
+    with pytest.raises(BadInputError, match="needs the voice's retrieval index"):
+        convert_vocals(x, 44100, model, replace(params, retrieval_ratio=0.5))
+    other = build_voice_index({"ppg": np.random.default_rng(0).standard_normal((100, 7))})
+    with pytest.raises(IncompatibleError, match="build the index again"):
+        convert_vocals(x, 44100, model, replace(params, retrieval_ratio=0.5), index=other)
