@@ -7,7 +7,8 @@ Contents::
                        "step", "epoch", "val_mel", "starts_from", "created", "meta": {...}}
     config.yaml       the model config (audio/model/train sections)
     generator.pt      generator weights only (a state dict of tensors)
-    speaker.spk.npy   the target singer's GE2E embedding, float32 [spk_dim]
+    speaker.spk.npy   the target singer's speaker vector, float32 [spk_dim]
+    retrieval.svcindex  optional: the voice's feature-retrieval index (svc_core.retrieval)
 
 Written by :func:`svc_core.train.package.export_voice_package`. Weights are read with
 ``torch.load(weights_only=True)``: a package from an untrusted upload cannot run code.
@@ -33,6 +34,7 @@ INFO_NAME = "voice.json"
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "generator.pt"
 SPEAKER_NAME = "speaker.spk.npy"
+INDEX_NAME = "retrieval.svcindex"
 _MAX_MEMBER_BYTES = 2 << 30  # refuse absurd members (zip bombs) before reading them
 
 
@@ -124,3 +126,15 @@ def load_voice_package(path: str | Path) -> VoicePackage:
             f"(expected {config.model.spk_dim}) or non-finite values"
         )
     return VoicePackage(config=config, generator_state=state, speaker=speaker, info=info)
+
+
+def package_index(path: str | Path) -> bytes | None:
+    """The package's retrieval index file (``retrieval.svcindex``), or None if it has none."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            if INDEX_NAME not in z.namelist():
+                return None
+            return _read(z, INDEX_NAME, path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IncompatibleError(f"{path.name} is not a voice package (not a zip file)") from exc

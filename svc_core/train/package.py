@@ -17,6 +17,7 @@ from svc_core.errors import BadInputError
 from svc_core.model.config import SVCConfig, config_from_dict, config_hash, model_hash
 from svc_core.model.package import (
     CONFIG_NAME,
+    INDEX_NAME,
     INFO_NAME,
     PACKAGE_FORMAT,
     PACKAGE_VERSION,
@@ -82,8 +83,11 @@ def write_voice_package(
     generator_state: dict[str, Any],
     speaker: np.ndarray,
     info: dict[str, Any],
+    index: str | os.PathLike | None = None,
 ) -> Path:
     """Write a package atomically (temp file, fsync, rename): ``dest_zip`` is never half-written.
+
+    ``index``: a retrieval index file (``.svcindex``) to include.
 
     ``info`` holds the provenance fields of ``voice.json`` (step, epoch, starts_from, meta...);
     format, version, hashes and sizes are added here.
@@ -120,6 +124,8 @@ def write_voice_package(
             )
             z.writestr(WEIGHTS_NAME, weights.getvalue(), zipfile.ZIP_STORED)
             z.writestr(SPEAKER_NAME, spk_buf.getvalue(), zipfile.ZIP_DEFLATED)
+            if index is not None:
+                z.write(index, INDEX_NAME, zipfile.ZIP_STORED)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, dest)
@@ -135,6 +141,7 @@ def export_voice_package(
     dest_zip: str | os.PathLike,
     speaker_npy: str | os.PathLike | np.ndarray,
     meta: dict[str, Any] | None = None,
+    index: str | os.PathLike | None = None,
 ) -> Path:
     """Write a voice package from a training checkpoint (e.g. ``out_dir/checkpoints/best.pt``).
 
@@ -145,6 +152,7 @@ def export_voice_package(
         dest_zip: the package to write.
         speaker_npy: the target singer's speaker vector, ``[spk_dim]`` (a ``.npy`` or array).
         meta: free-form JSON-serialisable provenance (voice name, dataset, F0 method, ...).
+        index: the voice's retrieval index (``.svcindex``) to include.
 
     Returns:
         ``dest_zip``.
@@ -162,7 +170,7 @@ def export_voice_package(
         "starts_from": starts,
         "meta": dict(meta or {}),
     }
-    return write_voice_package(dest_zip, config, ckpt["generator"], spk, info)
+    return write_voice_package(dest_zip, config, ckpt["generator"], spk, info, index)
 
 
 def import_sovits5_voice(

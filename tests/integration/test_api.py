@@ -477,6 +477,7 @@ def test_import_a_singers_so_vits_svc_5_0_voice(stack, tmp_path):
         kinds = {a["kind"] for a in voice["artifacts"]}
         assert {"voice_package", "spk"} <= kinds
         assert voice["settings"]["features"]["speaker_encoder"] == "sovits5"
+        assert "retrieval_index" not in kinds  # a 5.0 model comes without training features
         # the uploads are gone once the voice's artifacts are stored
         assert not list((stack.data_dir / "storage").glob(f"u/*/voices/{voice['id']}/import/*"))
 

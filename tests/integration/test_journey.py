@@ -90,23 +90,30 @@ def test_songs_in_cover_out(stack, tmp_path):
         assert rep["slice_count"] >= 2 and rep["range"] is not None
         assert any("less than 10 minutes" in w for w in rep["warnings"])
         arts = by_kind(voice["artifacts"])
-        assert {"spk", "voice_package", "metrics"} <= set(arts)
+        assert {"spk", "voice_package", "metrics", "retrieval_index"} <= set(arts)
+        assert arts["retrieval_index"][0]["meta"]["dims"] == {"ppg": 16, "vec": 16}
         spk = np.load(io.BytesIO(download(c, arts["spk"][0])))
         assert spk.shape == (256,) and abs(np.linalg.norm(spk) - 1) < 1e-3
         package = download(c, arts["voice_package"][0])
-        assert "voice.json" in zipfile.ZipFile(io.BytesIO(package)).namelist()
+        members = zipfile.ZipFile(io.BytesIO(package)).namelist()
+        assert "voice.json" in members and "retrieval.svcindex" in members
         stack.exported_package = package  # type: ignore[attr-defined]  # for the import test
         stack.trained_voice_id = v["id"]  # type: ignore[attr-defined]
         stack.trained_voice_id = v["id"]  # type: ignore[attr-defined]
 
-        # two source songs against the voice in one request
+        # two source songs against the voice in one request, with retrieval, consonant
+        # protection and the source's loudness envelope
         sources = [write_song(tmp_path / f"src{i}.wav", 5.0 + i, 196.0, 10 + i) for i in range(2)]
+        opts = {
+            "transpose": "auto",
+            "output_format": "wav24",
+            "retrieval_ratio": 0.75,
+            "protect": 0.33,
+            "volume_envelope": 0.5,
+        }
         r = c.post(
             "/api/v1/conversions",
-            data={
-                "voice_id": v["id"],
-                "options": json.dumps({"transpose": "auto", "output_format": "wav24"}),
-            },
+            data={"voice_id": v["id"], "options": json.dumps(opts)},
             files=[("files", (p.name, p.read_bytes(), "audio/wav")) for p in sources],
         )
         assert r.status_code == 201, r.text
@@ -203,7 +210,9 @@ def test_voice_package_export_import_and_refusals(stack, tmp_path):
         assert job["status"] == "succeeded", job
         voice = c.get(f"/api/v1/voices/{job['voice_id']}").json()
         assert voice["status"] == "ready" and voice["name"] == "Borrowed"
-        assert {"voice_package", "spk"} <= {a["kind"] for a in voice["artifacts"]}
+        assert {"voice_package", "spk", "retrieval_index"} <= {
+            a["kind"] for a in voice["artifacts"]
+        }  # the package's index came along
         # the imported voice converts (its F0 method and encoders came with the package)
         src = write_song(tmp_path / "s.wav", 4.0, 220.0, 5)
         files = [("files", (src.name, src.read_bytes(), "audio/wav"))]

@@ -35,6 +35,9 @@ def convert_params(rt: Runtime, features: dict, options: dict):
         transpose=None if transpose == "auto" else float(transpose or 0),
         f0=base.f0,
         content=base.content,
+        retrieval_ratio=float(options.get("retrieval_ratio", 0.0)),
+        protect=float(options.get("protect", 0.5)),
+        volume_envelope=float(options.get("volume_envelope", 1.0)),
     )
 
 
@@ -81,6 +84,16 @@ def run(rt: Runtime, h: JobHandle) -> None:
     if vocals is None:
         raise BadInputError(f"'{song}' has no vocals: separation did not run.")
     params = convert_params(rt, features, options)
+    index = None
+    if params.retrieval_ratio > 0:
+        index = find_artifact(
+            rt, user_id=job.user_id, kind="retrieval_index", voice_id=ctx.voice_id
+        )
+        if index is None:
+            raise BadInputError(
+                f"The voice '{voice_name}' has no retrieval index (it is built at the end of "
+                "training): convert with retrieval_ratio 0, or train the voice again."
+            )
     key = inputs_key(
         "convert",
         vocals.sha256,
@@ -88,6 +101,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
         params,
         options.get("mix_voice_id"),
         options.get("mix_weight"),
+        index.sha256 if index is not None else None,
     )
     if find_artifact(
         rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id, inputs=key
@@ -115,6 +129,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
             progress=h.sub_progress("convert", 0.0, 0.97),
             should_stop=h.should_stop,
             cache_dir=partial,
+            index=rt.storage.path(index.storage_key) if index is not None else None,
         )
         summary = result.summary()
         stem = Path(song).stem

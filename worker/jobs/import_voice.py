@@ -112,6 +112,7 @@ def _import_package(rt: Runtime, h: JobHandle, job, package, work) -> None:
         meta={"encoder": features.get("speaker_encoder", "ge2e")},
         voice_id=job.voice_id,
     )
+    _store_package_index(rt, job, package, work, filename)
     with rt.scope() as s:
         voice = s.get(Voice, job.voice_id)
         assert voice is not None
@@ -123,3 +124,29 @@ def _import_package(rt: Runtime, h: JobHandle, job, package, work) -> None:
             "train": meta.get("train"),
             "warnings": [] if meta.get("pitch_histogram") else [NO_RANGE],
         }
+
+
+def _store_package_index(rt: Runtime, job, package, work, filename: str) -> None:
+    """A package's retrieval index (if it has one), checked, as the voice's artifact."""
+    from svc_core.model.package import package_index
+    from svc_core.retrieval import load_voice_index
+
+    data = package_index(package)
+    if data is None:
+        return
+    local = work / "voice.svcindex"
+    local.write_bytes(data)
+    index = load_voice_index(local)  # plain IncompatibleError for a damaged index
+    store_artifact(
+        rt,
+        job=job,
+        local_file=local,
+        key=f"u/{job.user_id}/voices/{job.voice_id}/retrieval-imported.svcindex",
+        kind="retrieval_index",
+        stage="import_voice",
+        inputs=None,
+        content_type="application/zip",
+        filename=filename.rsplit(".", 1)[0].removesuffix(".svcvoice") + ".svcindex",
+        meta={**index.info, "dims": index.dims()},
+        voice_id=job.voice_id,
+    )

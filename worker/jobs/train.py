@@ -200,8 +200,12 @@ def run(rt: Runtime, h: JobHandle) -> None:
     }
     work = temp_dir(rt)
     try:
-        pkg = export_voice_package(checkpoint, work / "voice.zip", dataset / "speaker.npy", meta)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+        h.progress("train", 0.97, "train: building the voice's retrieval index", force=True)
+        index = _build_index(rt, job, dataset, work, safe)
+        pkg = export_voice_package(
+            checkpoint, work / "voice.zip", dataset / "speaker.npy", meta, index=index
+        )
         store_artifact(
             rt,
             job=job,
@@ -232,6 +236,30 @@ def run(rt: Runtime, h: JobHandle) -> None:
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _build_index(rt: Runtime, job, dataset: Path, work: Path, safe: str) -> Path:
+    """The voice's feature-retrieval index from its training features, as an artifact."""
+    from svc_core.retrieval import build_voice_index, dataset_features, save_voice_index
+
+    index = build_voice_index(dataset_features(dataset))
+    path = save_voice_index(index, work / "voice.svcindex")
+    index_info = {**index.info, "dims": index.dims()}
+    store_artifact(
+        rt,
+        job=job,
+        local_file=path,
+        key=f"u/{job.user_id}/voices/{job.voice_id}/retrieval-{job.id[:8]}.svcindex",
+        kind="retrieval_index",
+        stage="train",
+        inputs=None,
+        content_type="application/zip",
+        filename=f"{safe}.svcindex",
+        meta=index_info,
+        voice_id=job.voice_id,
+        move=False,  # the package takes the local file too
+    )
+    return path
 
 
 def _store_previews(rt: Runtime, job, previews_dir: Path, work: Path) -> None:

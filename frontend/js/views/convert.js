@@ -65,6 +65,17 @@ export async function render(main, _params, ctx) {
   const f0 = select([['', 'The voice’s own method'], ...F0_METHODS], '', { name: 'f0_method' });
   const vocalsOnly = checkbox('The source is vocals only (no accompaniment to separate)', { name: 'vocals_only' });
   const mix = mixFields();
+  // timbre controls (feature retrieval needs the voice's index, built at the end of training)
+  const pct = (v) => (v === 0 ? 'off' : `${Math.round(v * 100)}%`);
+  const retrieval = slider('Pull towards the voice’s own sound (retrieval)', { min: 0, max: 1, step: 0.05, value: 0, name: 'retrieval_ratio', format: pct });
+  const protect = slider('Protect consonants and breaths', { min: 0, max: 0.5, step: 0.01, value: 0.5, name: 'protect', format: (v) => (v >= 0.5 ? 'off' : `keep ${Math.round((1 - v) * 100)}% of the original`) });
+  const envelope = slider('Follow the source’s loudness', { min: 0, max: 1, step: 0.05, value: 1, name: 'volume_envelope', format: (v) => (v >= 1 ? 'off' : `${Math.round((1 - v) * 100)}%`) });
+  const timbreHelp = h(
+    'ul.small.muted.full',
+    h('li', 'Retrieval (default off): blends each sound of the song with the closest sounds of the voice’s training audio; higher sounds more like the target, too high may slur words.'),
+    h('li', 'Protect (default off): keeps the song’s own consonants and breaths where retrieval would smear them; lower protects more.'),
+    h('li', 'Loudness (default off): gives the result the song’s loudness curve; useful when the voice comes out flat or pumping.'),
+  );
 
   let files = [];
   const chosen = h('p.small', { id: 'chosen-files', 'aria-live': 'polite' }, 'No song chosen yet.');
@@ -92,6 +103,10 @@ export async function render(main, _params, ctx) {
     field('Transpose (semitones)', transpose, '(+12 = one octave up)'),
     h('div.field', auto.el),
     field('Pitch (F0) method', f0),
+    retrieval.el,
+    protect.el,
+    envelope.el,
+    timbreHelp,
     ...mix.els,
     h('div.full.row', submit),
     h('div.full', errors),
@@ -109,7 +124,13 @@ export async function render(main, _params, ctx) {
       errors.append(alertBox('error', 'Check the form', problems.join(' ')));
       return;
     }
-    const options = { transpose: auto.input.checked ? 'auto' : t, ...mix.values() };
+    const options = {
+      transpose: auto.input.checked ? 'auto' : t,
+      retrieval_ratio: parseFloat(retrieval.input.value),
+      protect: parseFloat(protect.input.value),
+      volume_envelope: parseFloat(envelope.input.value),
+      ...mix.values(),
+    };
     if (f0.value) options.f0_method = f0.value;
     const todo = files;
     files = [];

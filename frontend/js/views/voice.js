@@ -38,6 +38,7 @@ const ARTIFACT_LABELS = {
   voice_package: 'Voice package (.zip)',
   checkpoint: 'Model checkpoint',
   preview: 'Preview sample',
+  retrieval_index: 'Retrieval index (.svcindex)',
 };
 
 function trackDetails(t) {
@@ -413,6 +414,9 @@ export async function render(main, [voiceId], ctx) {
             ),
           ),
       ),
+      arts.some((a) => a.kind === 'voice_package') && !arts.some((a) => a.kind === 'retrieval_index')
+        ? h('p.small.muted', { id: 'no-index' }, 'This voice has no retrieval index (it is built at the end of training), so its conversions cannot use retrieval; everything else works.')
+        : null,
     );
   }
 
