@@ -114,7 +114,7 @@ class UploadResult(BaseModel):
 
 # --- training and conversion options ------------------------------------------------------
 
-F0Method = Literal["crepe", "crepe-full", "crepe-tiny", "harvest", "dio", "praat", "rmvpe"]
+F0Method = Literal["crepe", "crepe-full", "crepe-tiny", "fcpe", "harvest", "dio", "praat", "rmvpe"]
 
 
 class SlicerOptions(BaseModel):
@@ -131,7 +131,7 @@ class SlicerOptions(BaseModel):
 class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     config: Literal["base", "tiny"] = "base"
-    # None: crepe full on a GPU worker, crepe tiny on a CPU one (full is 3x slower than
+    # None: crepe full on a GPU worker, FCPE on a CPU one (crepe full is 3x slower than
     # real time on a CPU). The method is stored with the voice and reused for conversion.
     f0_method: F0Method | None = None
     # content encoders by asset name (svc-studio assets list); null = not used

@@ -1,7 +1,8 @@
 """F0 (pitch) extraction behind one interface, plus pitch units and accuracy metrics.
 
 ``extract_f0(audio, sr, F0Params(method=...))`` is the entry point; methods are imported on
-first use (``crepe-full``/``crepe``, ``crepe-tiny``, ``harvest``, ``dio``, ``praat``, ``rmvpe``).
+first use (``crepe-full``/``crepe``, ``crepe-tiny``, ``fcpe``, ``harvest``, ``dio``, ``praat``,
+``rmvpe``).
 """
 
 from svc_core.f0.base import (

@@ -50,7 +50,7 @@ def vibrato_tone(f0: float = 220.0, seconds: float = 2.0):
 # --- accuracy on known pitch -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["crepe-tiny", "harvest"])
+@pytest.mark.parametrize("method", ["crepe-tiny", "fcpe", "harvest"])
 def test_accuracy_on_vibrato_and_glides(method):
     cases = [vibrato_tone(220.0), vibrato_tone(523.25, 1.5), harmonic_glide(110.0, 660.0, 2.0)]
     for audio, ref in cases:
@@ -70,7 +70,7 @@ def test_fast_methods_are_sane(method):
         assert acc.octave_errors <= 0.05, (method, acc)
 
 
-@pytest.mark.parametrize("method", ["crepe-tiny", "harvest", "dio", "praat"])
+@pytest.mark.parametrize("method", ["crepe-tiny", "fcpe", "harvest", "dio", "praat"])
 def test_silence_is_unvoiced(method):
     f0 = extract_f0(silence(1.0, SR), SR, F0Params(method=method))
     assert len(f0) == 100 and not f0.any()
@@ -243,3 +243,11 @@ def test_f0_command(tmp_path):
     assert len(np.load(out)) == 100
     res = CliRunner().invoke(f0_cmd, [str(src), "--method", "rmvpe"])
     assert res.exit_code == 1 and "svc-studio assets pull rmvpe" in res.output
+
+
+def test_fcpe_is_the_cpu_default_and_loads_from_its_wheel():
+    from svc_core.f0.base import recommended_method
+
+    assert recommended_method(False) == "fcpe" and recommended_method(True) == "crepe-full"
+    f0 = extract_f0(vibrato_tone(330.0)[0], SR, F0Params(method="fcpe", device="cpu"))
+    assert np.median(f0[f0 > 0]) == pytest.approx(330.0, rel=0.03)

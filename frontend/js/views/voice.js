@@ -26,6 +26,7 @@ import { dropzone, uploadQueue } from '../upload.js';
 export const F0_METHODS = [
   ['crepe', 'crepe (most accurate; slow without a GPU)'],
   ['crepe-tiny', 'crepe tiny (fast, good)'],
+  ['fcpe', 'FCPE (fastest neural, good)'],
   ['rmvpe', 'RMVPE'],
   ['harvest', 'harvest (CPU, accurate)'],
   ['dio', 'dio (fastest, rough)'],
@@ -202,7 +203,7 @@ export async function render(main, [voiceId], ctx) {
   // --- training ----------------------------------------------------------------------------
   const trainDefaults = voice.settings?.train || {};
   const config = select([['base', 'Full quality (base config)'], ['tiny', 'Quick test (tiny config)']], trainDefaults.config || 'base', { name: 'config' });
-  const f0 = select([['', 'automatic (crepe on a GPU worker, crepe tiny on a CPU one)'], ...F0_METHODS], trainDefaults.f0_method || '', { name: 'f0_method' });
+  const f0 = select([['', 'automatic (crepe on a GPU worker, FCPE on a CPU one)'], ...F0_METHODS], trainDefaults.f0_method || '', { name: 'f0_method' });
   const ppgModel = h('input', { type: 'text', name: 'ppg_model', maxlength: 100, value: trainDefaults.ppg_model === undefined ? 'whisper-large-v2' : (trainDefaults.ppg_model ?? 'none') });
   const minSlice = h('input', { type: 'number', name: 'min_length_s', min: 0.3, max: 60, step: 'any', inputmode: 'decimal', value: (trainDefaults.slicer?.min_length_ms ?? 5000) / 1000 });
   const targetLufs = h('input', { type: 'number', name: 'target_lufs', min: -40, max: -6, step: 'any', inputmode: 'decimal', value: trainDefaults.target_lufs ?? -20 });
