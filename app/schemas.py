@@ -165,11 +165,12 @@ class ConversionOptions(BaseModel):
     # blend the target with another of your voices: (1 - w) * target + w * other
     mix_voice_id: str | None = Field(default=None, max_length=36)
     mix_weight: float = Field(default=0.5, ge=0, le=1)
-    # feature retrieval (needs the voice's index, built at the end of training): blend of
-    # the source's content features with the voice's nearest training frames; 0 = off
-    retrieval_ratio: float = Field(default=0.0, ge=0, le=1)
+    # feature retrieval: blend of the source's content features with the voice's nearest
+    # training frames (its index is built at the end of training); 0 = off; None = 0.75 when
+    # the voice has an index, else 0 (bench/retrieval.md)
+    retrieval_ratio: float | None = Field(default=None, ge=0, le=1)
     # RVC's protect: keep 1 - protect of the original features on unvoiced frames; 0.5 = off
-    protect: float = Field(default=0.5, ge=0, le=0.5)
+    protect: float = Field(default=0.33, ge=0, le=0.5)
     # RVC's rms_mix_rate: 1 keeps the output's loudness, 0 gives it the source's envelope
     volume_envelope: float = Field(default=1.0, ge=0, le=1)
 

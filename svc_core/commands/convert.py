@@ -63,14 +63,14 @@ def _transpose(value: str) -> float | None:
 @click.option(
     "--retrieval-ratio",
     type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Blend of the source's content features with the voice's nearest training frames.",
+    default=None,
+    help="Blend of the source's content features with the voice's nearest training frames "
+    "[default: 0.75 with --index, else 0].",
 )
 @click.option(
     "--protect",
     type=click.FloatRange(0, 0.5),
-    default=0.5,
+    default=0.33,
     show_default=True,
     help="Keep 1-protect of the original features on unvoiced frames (0.5 = off).",
 )
@@ -101,7 +101,7 @@ def convert_cmd(
     mix_with: Path | None,
     mix_weight: float,
     index_path: Path | None,
-    retrieval_ratio: float,
+    retrieval_ratio: float | None,
     protect: float,
     volume_envelope: float,
     hparams: Path | None,
@@ -149,7 +149,11 @@ def convert_cmd(
                 vec_checkpoint=resolve_checkpoint(vec_name, models),
                 device=dev,
             ),
-            retrieval_ratio=retrieval_ratio,
+            retrieval_ratio=(
+                retrieval_ratio
+                if retrieval_ratio is not None
+                else (0.75 if index_path is not None else 0.0)
+            ),
             protect=protect,
             volume_envelope=volume_envelope,
         )

@@ -53,7 +53,7 @@ class ConvertParams:
         retrieval_ratio: blend of the source's content features with their nearest frames
             of the voice's training features (0 = off; needs the voice's retrieval index).
         protect: RVC's consonant protection: on unvoiced frames keep ``1 - protect`` of the
-            original features (0.5 = off).
+            original features (0.5 = off; default 0.33, RVC's).
         volume_envelope: RVC's ``rms_mix_rate``: 1 keeps the output's own loudness, 0 gives
             it the source's envelope.
     """
@@ -65,7 +65,7 @@ class ConvertParams:
     gate_dbfs: float = -50.0
     noise_scale: float = 0.5
     retrieval_ratio: float = 0.0
-    protect: float = 0.5
+    protect: float = 0.33
     volume_envelope: float = 1.0
 
     def __post_init__(self) -> None:

@@ -23,20 +23,24 @@ from worker.jobs.common import (
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def convert_params(rt: Runtime, features: dict, options: dict):
+def convert_params(rt: Runtime, features: dict, options: dict, has_index: bool = False):
     """The voice's F0 method and content encoders (the conversion may override the F0 method)."""
     from svc_core.convert.engine import ConvertParams
+    from svc_core.retrieval import DEFAULT_PROTECT, DEFAULT_RATIO
     from worker.jobs.preprocess import preprocess_params
 
     method = options.get("f0_method") or features["f0_method"]
     base = preprocess_params(rt, {**features, "f0_method": method}, with_speaker=False)
     transpose = options.get("transpose", 0)
+    ratio = options.get("retrieval_ratio")
+    if ratio is None:  # the default: retrieval when the voice has an index
+        ratio = DEFAULT_RATIO if has_index else 0.0
     return ConvertParams(
         transpose=None if transpose == "auto" else float(transpose or 0),
         f0=base.f0,
         content=base.content,
-        retrieval_ratio=float(options.get("retrieval_ratio", 0.0)),
-        protect=float(options.get("protect", 0.5)),
+        retrieval_ratio=float(ratio),
+        protect=float(options.get("protect", DEFAULT_PROTECT)),
         volume_envelope=float(options.get("volume_envelope", 1.0)),
     )
 
@@ -83,17 +87,15 @@ def run(rt: Runtime, h: JobHandle) -> None:
     vocals = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track_id)
     if vocals is None:
         raise BadInputError(f"'{song}' has no vocals: separation did not run.")
-    params = convert_params(rt, features, options)
-    index = None
-    if params.retrieval_ratio > 0:
-        index = find_artifact(
-            rt, user_id=job.user_id, kind="retrieval_index", voice_id=ctx.voice_id
+    index = find_artifact(rt, user_id=job.user_id, kind="retrieval_index", voice_id=ctx.voice_id)
+    params = convert_params(rt, features, options, has_index=index is not None)
+    if params.retrieval_ratio == 0:
+        index = None
+    elif index is None:
+        raise BadInputError(
+            f"The voice '{voice_name}' has no retrieval index (it is built at the end of "
+            "training): convert with retrieval_ratio 0, or train the voice again."
         )
-        if index is None:
-            raise BadInputError(
-                f"The voice '{voice_name}' has no retrieval index (it is built at the end of "
-                "training): convert with retrieval_ratio 0, or train the voice again."
-            )
     key = inputs_key(
         "convert",
         vocals.sha256,

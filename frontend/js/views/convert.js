@@ -67,13 +67,16 @@ export async function render(main, _params, ctx) {
   const mix = mixFields();
   // timbre controls (feature retrieval needs the voice's index, built at the end of training)
   const pct = (v) => (v === 0 ? 'off' : `${Math.round(v * 100)}%`);
-  const retrieval = slider('Pull towards the voice’s own sound (retrieval)', { min: 0, max: 1, step: 0.05, value: 0, name: 'retrieval_ratio', format: pct });
-  const protect = slider('Protect consonants and breaths', { min: 0, max: 0.5, step: 0.01, value: 0.5, name: 'protect', format: (v) => (v >= 0.5 ? 'off' : `keep ${Math.round((1 - v) * 100)}% of the original`) });
+  // retrieval: automatic (75 % when the voice has an index) until the slider is moved
+  let retrievalTouched = false;
+  const retrieval = slider('Pull towards the voice’s own sound (retrieval)', { min: 0, max: 1, step: 0.05, value: 0.75, name: 'retrieval_ratio', format: (v) => (retrievalTouched ? pct(v) : 'automatic (75 % with an index)') });
+  for (const ev of ['pointerdown', 'keydown']) retrieval.input.addEventListener(ev, () => (retrievalTouched = true));
+  const protect = slider('Protect consonants and breaths', { min: 0, max: 0.5, step: 0.01, value: 0.33, name: 'protect', format: (v) => (v >= 0.5 ? 'off' : `keep ${Math.round((1 - v) * 100)}% of the original`) });
   const envelope = slider('Follow the source’s loudness', { min: 0, max: 1, step: 0.05, value: 1, name: 'volume_envelope', format: (v) => (v >= 1 ? 'off' : `${Math.round((1 - v) * 100)}%`) });
   const timbreHelp = h(
     'ul.small.muted.full',
-    h('li', 'Retrieval (default off): blends each sound of the song with the closest sounds of the voice’s training audio; higher sounds more like the target, too high may slur words.'),
-    h('li', 'Protect (default off): keeps the song’s own consonants and breaths where retrieval would smear them; lower protects more.'),
+    h('li', 'Retrieval (default 75 % when the voice has an index, else off): blends each sound of the song with the closest sounds of the voice’s training audio; higher sounds more like the target, too high may slur words.'),
+    h('li', 'Protect (default 0.33): keeps two thirds of the song’s own consonants and breaths where retrieval would smear them; lower protects more, 0.5 is off.'),
     h('li', 'Loudness (default off): gives the result the song’s loudness curve; useful when the voice comes out flat or pumping.'),
   );
 
@@ -126,7 +129,7 @@ export async function render(main, _params, ctx) {
     }
     const options = {
       transpose: auto.input.checked ? 'auto' : t,
-      retrieval_ratio: parseFloat(retrieval.input.value),
+      ...(retrievalTouched ? { retrieval_ratio: parseFloat(retrieval.input.value) } : {}),
       protect: parseFloat(protect.input.value),
       volume_envelope: parseFloat(envelope.input.value),
       ...mix.values(),
