@@ -49,6 +49,12 @@ def _installed(name: str, models_dir: Path) -> bool:
     return is_installed(name, models_dir)
 
 
+def _missing(name: str, models_dir: Path) -> AssetMissingError:
+    from svc_core.assets import missing_message
+
+    return AssetMissingError(missing_message(name, models_dir))
+
+
 def _pretrain_misfit(config: str, ppg_model: str | None, vec_model: str | None) -> str | None:
     if config != "base":
         return f"the '{config}' config has other sizes than 5.0's pretrain"
@@ -92,9 +98,7 @@ def plan_start(
 
     def need_sovits5_encoder(enc: str) -> None:
         if enc == "sovits5" and not have_spk:
-            from svc_core.assets import missing_message
-
-            raise AssetMissingError(missing_message(SOVITS5_SPEAKER, models))
+            raise _missing(SOVITS5_SPEAKER, models)
 
     if base_model == SCRATCH:
         need_sovits5_encoder(fallback_encoder)
@@ -106,9 +110,7 @@ def plan_start(
             raise BadInputError(f"cannot fine-tune from {SOVITS5_PRETRAIN}: {misfit}")
         if not _installed(SOVITS5_PRETRAIN, models):
             if explicit:
-                from svc_core.assets import missing_message
-
-                raise AssetMissingError(missing_message(SOVITS5_PRETRAIN, models))
+                raise _missing(SOVITS5_PRETRAIN, models)
             need_sovits5_encoder(fallback_encoder)
             return StartPlan(
                 None,

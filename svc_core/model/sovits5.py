@@ -25,13 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from svc_core.errors import BadInputError, IncompatibleError
-from svc_core.model.config import (
-    AudioConfig,
-    ModelConfig,
-    SVCConfig,
-    TrainConfig,
-    load_config,
-)
+from svc_core.model.config import AudioConfig, SVCConfig, load_config
 
 _G, _V = "weight_g", "weight_v"
 _P0, _P1 = "parametrizations.weight.original0", "parametrizations.weight.original1"
@@ -185,23 +179,6 @@ def hparams_to_dict(config: SVCConfig) -> dict[str, Any]:
     }  # fmt: skip
 
 
-# what 5.0 fixes in code and our ModelConfig makes adjustable: a 5.0 file needs these values
-_FIXED_IN_5_0 = (
-    "n_heads", "n_layers", "kernel_size", "p_dropout", "attn_window", "posterior_layers",
-    "posterior_kernel", "n_flows", "flow_layers", "flow_kernel", "harmonic_num",
-    "mpd_channels", "mrd_channels", "msd_channels", "ppg_noise", "vec_noise",
-)  # fmt: skip
-
-
-def expressible_in_5_0(config: SVCConfig) -> list[str]:
-    """The model settings that 5.0's code cannot represent (empty: 5.0 can load it)."""
-    base = ModelConfig()
-    out = [k for k in _FIXED_IN_5_0 if getattr(config.model, k) != getattr(base, k)]
-    if config.model.ppg_dim <= 0 or config.model.vec_dim <= 0:
-        out.append("ppg_dim/vec_dim (5.0 always uses both)")
-    return out
-
-
 def load_hparams_yaml(source: str | os.PathLike | None, text: str | None = None) -> dict:
     import yaml
 
@@ -329,10 +306,8 @@ def read_torch_file(path: Path) -> Any:
 
 __all__ = [
     "Sovits5File",
-    "TrainConfig",
     "check_state_fits",
     "config_from_hparams",
-    "expressible_in_5_0",
     "from_legacy",
     "hparams_to_dict",
     "is_sovits5_dict",
