@@ -191,3 +191,24 @@ def conversion_context(rt: Runtime, job: JobSnapshot) -> ConversionContext:
             features=dict((voice.settings or {}).get("features") or {}),
             coverage=dict(voice.report or {}),
         )
+
+
+def store_retrieval_index(
+    rt: Runtime, *, job: JobSnapshot, local_file: Path, index, tag: str, stage: str, filename: str
+) -> Artifact:
+    """A voice's retrieval index file (``index``: the loaded VoiceIndex, for its metadata)
+    as its ``retrieval_index`` artifact; the local file is copied, not moved."""
+    return store_artifact(
+        rt,
+        job=job,
+        local_file=local_file,
+        key=f"u/{job.user_id}/voices/{job.voice_id}/retrieval-{tag}.svcindex",
+        kind="retrieval_index",
+        stage=stage,
+        inputs=None,
+        content_type="application/zip",
+        filename=filename,
+        meta={**index.info, "dims": index.dims()},
+        voice_id=job.voice_id,
+        move=False,
+    )

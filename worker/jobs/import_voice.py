@@ -12,7 +12,7 @@ import shutil
 
 from app.db.models import Voice
 from svc_core.errors import BadInputError
-from worker.jobs.common import snapshot, store_artifact, temp_dir
+from worker.jobs.common import snapshot, store_artifact, store_retrieval_index, temp_dir
 from worker.jobs.runtime import JobHandle, Runtime
 
 NO_RANGE = (
@@ -137,16 +137,12 @@ def _store_package_index(rt: Runtime, job, package, work, filename: str) -> None
     local = work / "voice.svcindex"
     local.write_bytes(data)
     index = load_voice_index(local)  # plain IncompatibleError for a damaged index
-    store_artifact(
+    store_retrieval_index(
         rt,
         job=job,
         local_file=local,
-        key=f"u/{job.user_id}/voices/{job.voice_id}/retrieval-imported.svcindex",
-        kind="retrieval_index",
+        index=index,
+        tag="imported",
         stage="import_voice",
-        inputs=None,
-        content_type="application/zip",
         filename=filename.rsplit(".", 1)[0].removesuffix(".svcvoice") + ".svcindex",
-        meta={**index.info, "dims": index.dims()},
-        voice_id=job.voice_id,
     )

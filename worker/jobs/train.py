@@ -25,7 +25,13 @@ from svc_core.train.events import (
     TrainEvent,
     TrainStarted,
 )
-from worker.jobs.common import find_artifact, snapshot, store_artifact, temp_dir
+from worker.jobs.common import (
+    find_artifact,
+    snapshot,
+    store_artifact,
+    store_retrieval_index,
+    temp_dir,
+)
 from worker.jobs.runtime import JobHandle, Runtime
 
 MAX_CURVE_POINTS = 400
@@ -244,20 +250,14 @@ def _build_index(rt: Runtime, job, dataset: Path, work: Path, safe: str) -> Path
 
     index = build_voice_index(dataset_features(dataset))
     path = save_voice_index(index, work / "voice.svcindex")
-    index_info = {**index.info, "dims": index.dims()}
-    store_artifact(
+    store_retrieval_index(  # copied: the package takes the local file too
         rt,
         job=job,
         local_file=path,
-        key=f"u/{job.user_id}/voices/{job.voice_id}/retrieval-{job.id[:8]}.svcindex",
-        kind="retrieval_index",
+        index=index,
+        tag=job.id[:8],
         stage="train",
-        inputs=None,
-        content_type="application/zip",
         filename=f"{safe}.svcindex",
-        meta=index_info,
-        voice_id=job.voice_id,
-        move=False,  # the package takes the local file too
     )
     return path
 
