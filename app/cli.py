@@ -66,8 +66,8 @@ def users() -> None:
 def users_create(name: str) -> None:
     """Create a user and print a new API token (shown once)."""
     from app.core.config import get_settings
-    from app.db import crud
-    from app.db.session import session_scope
+    from app.core.db import crud
+    from app.core.db.session import session_scope
 
     settings = get_settings()
     upgrade_db(settings.database_url)
@@ -84,8 +84,8 @@ def users_create(name: str) -> None:
 def users_token(name: str) -> None:
     """Print a new API token for an existing user."""
     from app.core.config import get_settings
-    from app.db import crud
-    from app.db.session import session_scope
+    from app.core.db import crud
+    from app.core.db.session import session_scope
 
     settings = get_settings()
     with session_scope(settings.database_url) as s:
@@ -98,8 +98,8 @@ def users_token(name: str) -> None:
 @users.command("list")
 def users_list() -> None:
     from app.core.config import get_settings
-    from app.db import crud
-    from app.db.session import session_scope
+    from app.core.db import crud
+    from app.core.db.session import session_scope
 
     settings = get_settings()
     with session_scope(settings.database_url) as s:
@@ -157,7 +157,7 @@ def api(host: str | None, port: int | None) -> None:
     settings = get_settings()
     upgrade_db(settings.database_url)
     uvicorn.run(
-        "app.main:app_factory",
+        "app.api.main:app_factory",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
@@ -168,8 +168,8 @@ def api(host: str | None, port: int | None) -> None:
 def _admin_token(settings) -> tuple[str, bool]:
     """The embedded admin user's token, created on first start and kept in the data folder
     (mode 0600) so every start can print it. Returns (token, created)."""
-    from app.db import crud
-    from app.db.session import session_scope
+    from app.core.db import crud
+    from app.core.db.session import session_scope
 
     path = settings.data_dir / ".admin-token"
     with session_scope(settings.database_url) as s:
@@ -215,7 +215,9 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     click.echo(f"  data: {settings.data_dir}   database: {settings.database_url}")
     click.echo("")
     try:
-        uvicorn.run("app.main:app_factory", factory=True, host=host, port=port, log_level="warning")
+        uvicorn.run(
+            "app.api.main:app_factory", factory=True, host=host, port=port, log_level="warning"
+        )
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)

@@ -22,7 +22,7 @@ if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 -p 6379 ping
   fi
 fi
 
-.venv/bin/ruff check app worker svc_core tests bench migrations
-.venv/bin/ruff format --check --quiet app worker svc_core tests bench migrations
+.venv/bin/ruff check app worker svc_core tests bench migrations setup.py
+.venv/bin/ruff format --check --quiet app worker svc_core tests bench migrations setup.py
 .venv/bin/mypy
 exec .venv/bin/python -m pytest "$@"

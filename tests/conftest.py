@@ -43,7 +43,7 @@ def fresh_pg_database() -> Iterator[str]:
     try:
         yield url
     finally:
-        from app.db.session import get_engine
+        from app.core.db.session import get_engine
 
         get_engine(url).dispose()  # close pooled connections so the drop can proceed
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -13,10 +13,10 @@ import threading
 from celery import Celery, signals
 
 from app.core.config import get_settings
-from app.queue import send_stage as _send
-from app.storage import LocalStorage
+from app.core.names import STAGE_QUEUE, task_name
+from app.core.queue import send_stage as _send
+from app.core.storage import LocalStorage
 from worker.jobs import runtime as rtm
-from worker.names import STAGE_QUEUE, task_name
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ app.conf.update(
 
 def send_stage(job_id: str, stage: str, countdown: float | None = None) -> None:
     if countdown:
-        from worker.names import queue_for
+        from app.core.names import queue_for
 
         app.send_task(
             task_name(stage),
@@ -112,7 +112,7 @@ def _on_shutdown(**_kw) -> None:
     _stop_background.set()
     try:
         with runtime().scope() as s:
-            from app.db import crud
+            from app.core.db import crud
 
             crud.remove_worker(s, name=rtm.worker_name())
     except Exception:  # noqa: BLE001

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from app.core.names import Stage, task_name
 from worker.celery_app import app, runtime
 from worker.jobs.runner import run_stage
-from worker.names import Stage, task_name
 
 
 def _make(stage: Stage):

@@ -9,10 +9,10 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.db import crud
-from app.db.models import User
-from app.db.session import session_scope
-from app.storage import LocalStorage
+from app.core.db import crud
+from app.core.db.models import User
+from app.core.db.session import session_scope
+from app.core.storage import LocalStorage
 
 COOKIE_NAME = "svc_token"
 

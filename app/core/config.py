@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = ""  # printed by `serve`; default http://host:port
+    # the browser UI; "" = the copy inside the installed package, else the checkout's
+    # frontend/. create_app refuses to start without it unless serve_ui is off (API only).
+    serve_ui: bool = True
+    frontend_dir: Path | None = None
 
     # uploads
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)

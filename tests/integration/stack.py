@@ -67,7 +67,7 @@ class Stack:
                 "-m",
                 "uvicorn",
                 "--factory",
-                "app.main:app_factory",
+                "app.api.main:app_factory",
                 "--host",
                 "127.0.0.1",
                 "--port",

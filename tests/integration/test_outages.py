@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.db.session import get_engine
+from app.core.db.session import get_engine
 from tests.conftest import sqlite_url
 from tests.integration.audio_files import song
 from tests.integration.conftest import stack_env

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.config import Settings
-from app.storage import LocalStorage
+from app.core.storage import LocalStorage
 from worker.jobs import runtime as rtm
 
 

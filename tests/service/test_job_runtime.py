@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from app.db import crud
-from app.db.models import Job, utcnow
+from app.core.db import crud
+from app.core.db.models import Job, utcnow
 from svc_core.errors import BadInputError
 from svc_core.progress import check_stop
 from worker.jobs import runtime as rtm

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from app.db.models import Base, UTCDateTime
+from app.core.db.models import Base, UTCDateTime
 
 
 def _diff(url: str) -> list:
@@ -58,8 +58,8 @@ def test_downgrade_to_base_and_back(db_url):
 
 
 def test_timestamps_are_utc_aware(db_url):
-    from app.db import crud
-    from app.db.session import session_scope
+    from app.core.db import crud
+    from app.core.db.session import session_scope
 
     with session_scope(db_url) as s:
         user = crud.create_user(s, name="tz")

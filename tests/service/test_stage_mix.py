@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from app.db import crud
-from app.db.models import Artifact, Conversion, Job, Track
+from app.core.db import crud
+from app.core.db.models import Artifact, Conversion, Job, Track
 from tests import synth
 from worker.jobs.common import JobSnapshot, store_artifact
 from worker.jobs.runner import run_stage

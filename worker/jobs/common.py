@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.db.models import Artifact, Conversion, Job, Track, TrackStatus, Voice
+from app.core.db.models import Artifact, Conversion, Job, Track, TrackStatus, Voice
+from app.core.names import JobKind
 from svc_core.errors import BadInputError
 from worker.jobs.runtime import JobHandle, Runtime
-from worker.names import JobKind
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from app.db.models import Conversion
+from app.core.db.models import Conversion
 from svc_core.errors import BadInputError, Cancelled
 from worker.jobs.common import (
     conversion_context,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 
-from app.db.models import Voice
+from app.core.db.models import Voice
 from svc_core.errors import BadInputError
 from worker.jobs.common import snapshot, store_artifact, store_retrieval_index, temp_dir
 from worker.jobs.runtime import JobHandle, Runtime

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.db.models import Artifact, Track, TrackStatus, utcnow
+from app.core.db.models import Artifact, Track, TrackStatus, utcnow
+from app.core.names import JobKind
 from svc_core.errors import BadInputError, Cancelled
 from svc_core.progress import check_stop
 from worker.jobs.common import inputs_key, job_track_ids, snapshot, store_artifact
 from worker.jobs.runtime import JobHandle, Runtime
-from worker.names import JobKind
 
 
 def run(rt: Runtime, h: JobHandle) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.db.models import Conversion
+from app.core.db.models import Conversion
 from svc_core.errors import BadInputError
 from worker.jobs.common import (
     conversion_context,

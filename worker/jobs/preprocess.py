@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.db.models import Artifact, Voice
+from app.core.db.models import Artifact, Voice
 from svc_core.errors import BadInputError
 from worker.jobs.common import find_artifact, inputs_key, snapshot, store_artifact, temp_dir
 from worker.jobs.runtime import JobHandle, Runtime

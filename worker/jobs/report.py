@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.db.models import Conversion
+from app.core.db.models import Conversion
 from svc_core.errors import BadInputError
 from worker.jobs.common import conversion_context, find_artifact, snapshot
 from worker.jobs.runtime import JobHandle, Runtime

@@ -6,8 +6,9 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
-from app.db.models import Job, JobStatus, Voice, VoiceStatus
-from app.storage import is_disk_full
+from app.core.db.models import Job, JobStatus, Voice, VoiceStatus
+from app.core.names import JobKind
+from app.core.storage import is_disk_full
 from svc_core.errors import (
     AssetMissingError,
     BadInputError,
@@ -18,7 +19,6 @@ from svc_core.errors import (
 )
 from worker.jobs import runtime as rtm
 from worker.jobs.stages import STAGES
-from worker.names import JobKind
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.db import crud
-from app.db.models import Job, JobStatus, utcnow
-from app.db.session import get_sessionmaker, session_scope
-from app.queue import send_and_record
-from app.storage import LocalStorage
+from app.core.db import crud
+from app.core.db.models import Job, JobStatus, utcnow
+from app.core.db.session import get_sessionmaker, session_scope
+from app.core.queue import send_and_record
+from app.core.storage import LocalStorage
 
 log = logging.getLogger(__name__)
 

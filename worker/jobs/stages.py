@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from app.core.names import Stage
 from worker.jobs import (
     convert,
     import_voice,
@@ -17,7 +18,6 @@ from worker.jobs import (
     train,
 )
 from worker.jobs.runtime import JobHandle, Runtime
-from worker.names import Stage
 
 StageFn = Callable[[Runtime, JobHandle], None]
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.db.models import Job, Voice
+from app.core.db.models import Job, Voice
 from svc_core.errors import BadInputError
 from svc_core.train.events import (
     CheckpointSaved,

@@ -5,8 +5,8 @@ from fastapi.responses import FileResponse
 
 from app.api.deps import CurrentUser, SessionDep, StorageDep, not_found
 from app.api.routes.common import artifact_public
-from app.db import crud
-from app.schemas import ArtifactPublic
+from app.api.schemas import ArtifactPublic
+from app.core.db import crud
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])
 

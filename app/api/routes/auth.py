@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 
 from app.api.deps import COOKIE_NAME, CurrentUser, SessionDep, SettingsDep
-from app.db import crud
-from app.schemas import LoginRequest, UserPublic
+from app.api.schemas import LoginRequest, UserPublic
+from app.core.db import crud
 
 router = APIRouter(tags=["auth"])
 

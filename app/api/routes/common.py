@@ -7,13 +7,13 @@ import logging
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.api.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
+from app.api.uploads import UploadedFile, move_into, safe_extension
 from app.core.config import Settings
-from app.db import crud
-from app.db.models import Artifact, Conversion, Job, Track, TrackRole, TrackStatus, Voice
-from app.queue import send_and_record, send_stage
-from app.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
-from app.storage import LocalStorage
-from app.uploads import UploadedFile, move_into, safe_extension
+from app.core.db import crud
+from app.core.db.models import Artifact, Conversion, Job, Track, TrackRole, TrackStatus, Voice
+from app.core.queue import send_and_record, send_stage
+from app.core.storage import LocalStorage
 
 log = logging.getLogger(__name__)
 

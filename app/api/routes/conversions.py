@@ -14,11 +14,11 @@ from app.api.routes.common import (
     enqueue,
     multipart_body,
 )
-from app.db import crud
-from app.db.models import Conversion, TrackRole
-from app.schemas import ConversionOptions, ConversionPublic, JobPublic, RemixRequest
-from app.uploads import form_flag, parse_upload
-from worker.names import PIPELINES, JobKind
+from app.api.schemas import ConversionOptions, ConversionPublic, JobPublic, RemixRequest
+from app.api.uploads import form_flag, parse_upload
+from app.core.db import crud
+from app.core.db.models import Conversion, TrackRole
+from app.core.names import PIPELINES, JobKind
 
 router = APIRouter(prefix="/conversions", tags=["conversions"])
 

@@ -7,12 +7,12 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SettingsDep
-from app.db import crud
-from app.db.models import utcnow
-from app.db.session import get_sessionmaker
-from app.queue import check_broker
-from app.schemas import Health, WorkerPublic
-from worker.names import Queue
+from app.api.schemas import Health, WorkerPublic
+from app.core.db import crud
+from app.core.db.models import utcnow
+from app.core.db.session import get_sessionmaker
+from app.core.names import Queue
+from app.core.queue import check_broker
 
 router = APIRouter(tags=["health"])
 

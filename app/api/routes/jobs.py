@@ -11,11 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, not_found
 from app.api.routes.common import artifact_public, enqueue
-from app.db import crud
-from app.db.models import TERMINAL_STATUSES, JobStatus
-from app.db.session import get_sessionmaker
-from app.schemas import ArtifactPublic, JobPublic
-from worker.names import JobKind
+from app.api.schemas import ArtifactPublic, JobPublic
+from app.core.db import crud
+from app.core.db.models import TERMINAL_STATUSES, JobStatus
+from app.core.db.session import get_sessionmaker
+from app.core.names import JobKind
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -6,9 +6,9 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
 from app.api.deps import CurrentUser, SessionDep, StorageDep, not_found
-from app.db import crud
-from app.db.models import TrackRole
-from app.schemas import TrackPublic
+from app.api.schemas import TrackPublic
+from app.core.db import crud
+from app.core.db.models import TrackRole
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
 

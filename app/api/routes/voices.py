@@ -14,9 +14,7 @@ from app.api.routes.common import (
     multipart_body,
     voice_public,
 )
-from app.db import crud
-from app.db.models import TrackRole, TrackStatus
-from app.schemas import (
+from app.api.schemas import (
     F0Method,
     JobPublic,
     TrackPublic,
@@ -26,7 +24,7 @@ from app.schemas import (
     VoicePublic,
     VoiceUpdate,
 )
-from app.uploads import (
+from app.api.uploads import (
     form_flag,
     move_into,
     parse_upload,
@@ -34,7 +32,9 @@ from app.uploads import (
     sniff_text,
     sniff_torch,
 )
-from worker.names import PIPELINES, JobKind
+from app.core.db import crud
+from app.core.db.models import TrackRole, TrackStatus
+from app.core.names import PIPELINES, JobKind
 
 F0_METHODS = get_args(F0Method)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from app.storage import HashingWriter, LocalStorage, is_disk_full
+from app.core.storage import HashingWriter, LocalStorage, is_disk_full
 
 MAX_FIELD_BYTES = 64 * 1024
 # After an upload goes over the limit, keep reading (and discarding) up to this much more so

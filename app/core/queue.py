@@ -17,8 +17,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.db.models import Job, JobStatus, utcnow
-from worker.names import queue_for, task_name
+from app.core.db.models import Job, JobStatus, utcnow
+from app.core.names import queue_for, task_name
 
 log = logging.getLogger(__name__)
 

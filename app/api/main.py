@@ -12,9 +12,12 @@ from sqlalchemy.exc import OperationalError
 
 from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices
 from app.core.config import Settings, get_settings
-from app.storage import LocalStorage, is_disk_full
+from app.core.storage import LocalStorage, is_disk_full
 
-FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+_APP_DIR = Path(__file__).resolve().parent.parent
+# an installed wheel carries the UI inside the package (setup.py copies frontend/ there);
+# a checkout (editable install, tests) serves the top-level frontend/
+FRONTEND_CANDIDATES = (_APP_DIR / "frontend", _APP_DIR.parent / "frontend")
 log = logging.getLogger(__name__)
 
 STORAGE_FULL = (
@@ -45,6 +48,25 @@ async def storage_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=507, content={"detail": STORAGE_FULL})
 
 
+class FrontendMissingError(RuntimeError):
+    pass
+
+
+def find_frontend(settings: Settings) -> Path:
+    """The directory of the browser UI, or a loud error: a server that silently comes up
+    without its UI (a wheel built without it) looks healthy and serves 404s to every user."""
+    candidates = (settings.frontend_dir,) if settings.frontend_dir else FRONTEND_CANDIDATES
+    for d in candidates:
+        if d is not None and (d / "index.html").is_file():
+            return d
+    raise FrontendMissingError(
+        "The browser UI is missing: no index.html in "
+        + ", ".join(str(d) for d in candidates if d is not None)
+        + ". Reinstall svc-studio from a wheel built with setup.py (it copies frontend/ into "
+        "the package), set SVC_FRONTEND_DIR, or set SVC_SERVE_UI=false for an API-only server."
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
@@ -65,11 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, auth, voices, tracks, jobs, conversions, artifacts):
         api.include_router(module.router)
     app.include_router(api)
-    if FRONTEND_DIR.is_dir():
-        app.mount("/", StaticFiles(directory=FRONTEND_DIR, html=True), name="frontend")
+    if settings.serve_ui:
+        app.mount("/", StaticFiles(directory=find_frontend(settings), html=True), name="frontend")
     return app
 
 
 def app_factory() -> FastAPI:
-    """Entry point for ``uvicorn --factory app.main:app_factory``."""
+    """Entry point for ``uvicorn --factory app.api.main:app_factory``."""
     return create_app()

@@ -1,7 +1,5 @@
-"""Task names, queues and pipelines: the only part of the worker package the API imports.
-
-No Celery or engine imports here, so the web process stays light.
-"""
+"""Task names, queues, stages and pipelines, shared by the API (which sends) and the workers
+(which run). No Celery or engine imports here, so the web process stays light."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import (
+from app.core.db.models import (
     ACTIVE_STATUSES,
     ApiToken,
     Artifact,
