@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REQUIRE_SERVICES, sqlite_url
-from tests.integration.conftest import stack_env
-from tests.integration.stack import ROOT, Stack
-from tests.tiny_assets import install_tiny_assets
+from tests.common.services import REQUIRE_SERVICES, sqlite_url
+from tests.common.stack import ROOT, Stack, stack_env
+from tests.common.tiers import mark_tier
+from tests.common.tiny_assets import install_tiny_assets
 
 CHROMIUM = os.environ.get("SVC_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -206,19 +205,7 @@ def pytest_runtest_makereport(item, call):
         item.rep_call = rep
 
 
-@contextmanager
-def no_worker(stack: Stack) -> Iterator[None]:
-    """Stop the stack's workers (a warm shutdown: they unregister and leave no transaction
-    open) so new jobs stay queued; afterwards start a fresh worker and wait until it serves
-    every queue. Freezing a worker with SIGSTOP instead can freeze it inside a SQLite write
-    transaction (its heartbeat), which locks every other writer out."""
-    for proc in stack.workers:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in stack.workers:
-        proc.wait(timeout=30)
-    try:
-        yield
-    finally:
-        stack.start_worker()
-        stack.wait_for_worker()
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this tier carries the ``browser`` marker (tests/common/tiers.py)."""
+    mark_tier(items, Path(__file__).parent, "browser")

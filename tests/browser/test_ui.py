@@ -12,12 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests import synth
-from tests.browser.conftest import no_worker
-from tests.integration.audio_files import silent, song
-from tests.integration.stack import wait_job
-
-pytestmark = pytest.mark.browser
+from tests.common import synth
+from tests.common.audio_files import silent, song
+from tests.common.stack import no_worker, wait_job
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -229,7 +226,7 @@ def test_import_a_so_vits_svc_5_0_voice(open_session, stack, tmp_path):
     opens the new, ready voice; a model without its speaker vector is refused in the page."""
     import numpy as np
 
-    from tests import sovits5_golden as G
+    from tests.common import sovits5_golden as G
 
     files = G.write_layouts("tiny", tmp_path)
     spk = tmp_path / "speaker0.spk.npy"

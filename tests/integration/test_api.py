@@ -7,39 +7,13 @@ import hashlib
 import io
 import json
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import soundfile as sf
 
-from tests.integration.audio_files import silent, song
-from tests.integration.stack import wait_job
-
-pytestmark = pytest.mark.integration
-
-
-def upload(
-    client: httpx.Client,
-    voice_id: str,
-    files: list[Path | tuple[str, bytes]],
-    vocals_only: bool = False,
-) -> httpx.Response:
-    parts = []
-    for f in files:
-        name, data = (f.name, f.read_bytes()) if isinstance(f, Path) else f
-        parts.append(("files", (name, data, "application/octet-stream")))
-    return client.post(
-        f"/api/v1/voices/{voice_id}/tracks",
-        files=parts,
-        data={"vocals_only": str(vocals_only).lower()},
-    )
-
-
-def new_voice(client: httpx.Client, name: str = "Singer") -> dict:
-    r = client.post("/api/v1/voices", json={"name": name})
-    assert r.status_code == 201, r.text
-    return r.json()
+from tests.common.audio_files import silent, song
+from tests.common.stack import new_voice, upload, wait_job
 
 
 def test_health_reports_database_broker_and_workers(stack):
@@ -450,7 +424,7 @@ def test_import_a_singers_so_vits_svc_5_0_voice(stack, tmp_path):
     mismatching files get a 4xx or a failed job in plain words, and nothing is kept."""
     import numpy as np
 
-    from tests import sovits5_golden as G
+    from tests.common import sovits5_golden as G
 
     files = G.write_layouts("tiny", tmp_path)
     spk = tmp_path / "speaker0.spk.npy"

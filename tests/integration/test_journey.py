@@ -17,11 +17,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tests import synth
-from tests.integration.stack import wait_job
-from tests.integration.test_api import new_voice, upload
+from tests.common import synth
+from tests.common.stack import new_voice, upload, wait_job
 
-pytestmark = pytest.mark.integration
 SR = 44100
 
 

@@ -19,12 +19,9 @@ import httpx
 import pytest
 
 from app.core.db.session import get_engine
-from tests.conftest import sqlite_url
-from tests.integration.audio_files import song
-from tests.integration.conftest import stack_env
-from tests.integration.stack import Stack, free_port, wait_job
-
-pytestmark = pytest.mark.integration
+from tests.common.audio_files import song
+from tests.common.services import sqlite_url
+from tests.common.stack import Stack, free_port, stack_env, wait_job
 
 
 def make_stack(tmp_path: Path, db_url: str, broker_url: str = "filesystem://", **extra) -> Stack:

@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.integration.audio_files import song
-from tests.integration.stack import wait_job
-from tests.integration.test_api import new_voice, upload
-
-pytestmark = pytest.mark.integration
+from tests.common.audio_files import song
+from tests.common.stack import new_voice, upload, wait_job
 
 
 def test_sigkill_worker_mid_job_then_new_worker_finishes_it(stack, tmp_path):
@@ -54,7 +49,7 @@ def test_sigkill_worker_mid_job_then_new_worker_finishes_it(stack, tmp_path):
 
 
 def test_sigkill_during_training_resumes_from_the_last_checkpoint(stack, tmp_path):
-    from tests import synth
+    from tests.common import synth
 
     _, vocals, _ = synth.sung_song(7.0, base_f0=247.0, seed=4)
     ref = synth.write(tmp_path / "take.wav", vocals, 44100)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.core.config import Settings
 from app.core.storage import LocalStorage
+from tests.common.tiers import mark_tier
 from worker.jobs import runtime as rtm
 
 
@@ -27,3 +30,9 @@ def rt(db_url, tmp_path):
     )
     runtime.sent = sent  # type: ignore[attr-defined]
     return runtime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this tier carries the ``service`` marker (tests/common/tiers.py)."""
+    mark_tier(items, Path(__file__).parent, "service")

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from app.core.db import crud
 from app.core.db.models import Artifact, Conversion, Job, Track
-from tests import synth
+from tests.common import synth
 from worker.jobs.common import JobSnapshot, store_artifact
 from worker.jobs.runner import run_stage
 

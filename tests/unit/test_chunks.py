@@ -7,7 +7,7 @@ import pytest
 import soxr
 
 from svc_core.convert.chunks import ChunkParams, convert_in_chunks, plan_chunks
-from tests import synth
+from tests.common import synth
 
 SR = 16000
 SMALL = ChunkParams(max_chunk_s=2.0, search_s=1.0, context_s=0.25, crossfade_s=0.05)

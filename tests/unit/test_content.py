@@ -39,8 +39,8 @@ from svc_core.errors import (
     IncompatibleError,
     StageNotAvailableError,
 )
-from tests import synth
-from tests.unit.tiny_models import HUBERT_TINY, hubert_state, whisper_dims, whisper_state
+from tests.common import synth
+from tests.common.tiny_models import HUBERT_TINY, hubert_state, whisper_dims, whisper_state
 
 SR = 16000
 

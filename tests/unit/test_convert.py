@@ -21,8 +21,8 @@ from svc_core.model.inference import load_voice_model
 from svc_core.preprocess import PreprocessParams, build_dataset
 from svc_core.train.package import export_voice_package
 from svc_core.train.trainer import TrainParams, train
-from tests import synth
-from tests.tiny_assets import install_tiny_assets
+from tests.common import synth
+from tests.common.tiny_assets import install_tiny_assets
 
 SR = 44100
 STEPS = 300

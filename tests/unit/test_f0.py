@@ -21,7 +21,7 @@ from svc_core.f0 import (
     n_frames,
 )
 from svc_core.f0.base import median_within_voiced
-from tests.synth import noise, silence, tone, tone_f0
+from tests.common.synth import noise, silence, tone, tone_f0
 
 SR = 44100
 HOP = 0.01
@@ -232,7 +232,7 @@ def test_f0_command(tmp_path):
     from click.testing import CliRunner
 
     from svc_core.commands.f0 import f0_cmd
-    from tests.synth import write
+    from tests.common.synth import write
 
     audio, _ = vibrato_tone(220.0, 1.0)
     src = write(tmp_path / "a.wav", audio, SR)

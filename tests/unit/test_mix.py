@@ -9,7 +9,7 @@ import soundfile as sf
 from svc_core.audio.dsp import loudness_lufs, normalize_loudness
 from svc_core.errors import BadInputError
 from svc_core.mix import MixParams, export_audio, mix_arrays, mix_files, true_peak_dbtp
-from tests import synth
+from tests.common import synth
 
 SR = 44100
 

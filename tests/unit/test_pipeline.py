@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from svc_core.errors import Cancelled
 from svc_core.pipeline import PipelineParams, run_pipeline
-from tests import synth
-from tests.tiny_assets import install_tiny_assets
+from tests.common import synth
+from tests.common.tiny_assets import install_tiny_assets
 
 SR = 44100
 

@@ -11,7 +11,7 @@ import soundfile as sf
 from svc_core.f0.base import F0Params
 from svc_core.quality import quality_report
 from svc_core.speaker import centroid, speaker_embedding
-from tests import synth
+from tests.common import synth
 
 HARVEST = F0Params(method="harvest")
 TEXTS = (

@@ -11,9 +11,9 @@ from svc_core.assets import get_asset
 from svc_core.errors import AssetMissingError, BadInputError
 from svc_core.preprocess import build_dataset, params_for
 from svc_core.recipes import SOVITS5_PRETRAIN, SOVITS5_SPEAKER, plan_start, resolve_base_model
-from tests import sovits5_golden as G
-from tests import synth
-from tests.tiny_assets import install_tiny_assets
+from tests.common import sovits5_golden as G
+from tests.common import synth
+from tests.common.tiny_assets import install_tiny_assets
 
 FIT = {"config": "base", "ppg_model": "whisper-large-v2", "vec_model": "hubert-soft"}
 

@@ -124,7 +124,7 @@ def test_cli_index_build_and_info(tmp_path):
     from click.testing import CliRunner
 
     from svc_core.cli import engine
-    from tests.unit.test_train import make_dataset
+    from tests.common.train_data import make_dataset
 
     ds = make_dataset(tmp_path / "ds", n_train=3, n_valid=1)
     out = tmp_path / "voice.svcindex"

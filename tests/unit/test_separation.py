@@ -1,8 +1,8 @@
 """Vocal separation through the real audio-separator code path, offline, on tiny MDX-Net models.
 
-The tiny models are STFT masks in UVR's MDX-Net ONNX format (see tiny_models.py): one keeps the
-bins below ~690 Hz, so a 220 Hz "voice" must come out as vocals and a 3 kHz "instrument" as the
-instrumental. Sockets are blocked in every test: nothing may be downloaded.
+The tiny models are STFT masks in UVR's MDX-Net ONNX format (tests/common/tiny_models.py): one
+keeps the bins below ~690 Hz, so a 220 Hz "voice" must come out as vocals and a 3 kHz
+"instrument" as the instrumental. Sockets are blocked in every test: nothing may be downloaded.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from svc_core.errors import (
     SvcError,
 )
 from svc_core.separation import SeparationParams, get_backend, separate, use_stems
-from tests.unit.tiny_models import install_tiny_mdx, register_mdx_model
+from tests.common.tiny_models import install_tiny_mdx, register_mdx_model
 
 SR = 44100
 VOICE_HZ, REVERB_HZ, INSTRUMENT_HZ = 220.0, 440.0, 3000.0

@@ -16,7 +16,7 @@ from svc_core.audio.slicer import (
     slice_file,
 )
 from svc_core.errors import BadAudioError, BadInputError, Cancelled
-from tests.synth import noise, phrases, silence, tone, write
+from tests.common.synth import noise, phrases, silence, tone, write
 
 SR = 44100
 HOP = SR // 100  # 10 ms

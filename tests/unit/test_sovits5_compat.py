@@ -29,7 +29,7 @@ from svc_core.model.sovits5 import (
     load_hparams_yaml,
     to_legacy,
 )
-from tests import sovits5_golden as G
+from tests.common import sovits5_golden as G
 
 ATOL, RTOL = 1e-5, 1e-5
 WAVE_ATOL = 1e-4

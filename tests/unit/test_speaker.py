@@ -31,7 +31,7 @@ from svc_core.speaker import (
     speaker_embeddings,
     voice_encoder,
 )
-from tests import synth
+from tests.common import synth
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng missing")
 
@@ -44,7 +44,7 @@ OTHER_VOICE = "en+Annie"  # espeak-ng variant: a female voice, far from the defa
 
 
 def espeak_voice(text: str, path: Path, voice: str) -> Path:
-    """``tests.synth.espeak_speech`` has no voice option; the variant needs ``-v``."""
+    """``tests.common.synth.espeak_speech`` has no voice option; the variant needs ``-v``."""
     subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True)
     return path
 

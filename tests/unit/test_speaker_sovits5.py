@@ -28,7 +28,7 @@ from svc_core.speaker_sovits5 import (
     sovits5_prepare_wav,
     sovits5_singer_vector,
 )
-from tests.sovits5_golden import DATA, state_dict, write_speaker_encoder
+from tests.common.sovits5_golden import DATA, state_dict, write_speaker_encoder
 
 TOL = 1e-4  # max abs difference, vectors and mel (FORMAT.md "Tolerance")
 CASE = DATA / "speaker"

@@ -17,80 +17,13 @@ import torch
 from svc_core.errors import BadInputError, Cancelled, IncompatibleError
 from svc_core.model.config import load_config
 from svc_core.train import checkpoint as ck
-from svc_core.train.dataset import DatasetManifest, SliceEntry, write_manifest
 from svc_core.train.trainer import TrainParams, train
-
-SR = 16000  # the tiny config's rate
-PPG_DIM, VEC_DIM = 32, 16
-
-
-def make_dataset(
-    root: Path,
-    n_train: int = 3,
-    n_valid: int = 1,
-    seconds: tuple[float, ...] = (0.5, 0.35, 0.6, 0.45),
-    f0s: tuple[float, ...] = (220.0, 330.0, 262.0, 196.0),
-    seed: int = 0,
-    per_slice_spk: bool = False,
-) -> Path:
-    """A dataset in the preprocess stage's format: harmonic tones with a -40 dB noise floor
-    (real recordings have one; a perfectly clean tone makes log-mel losses meaningless),
-    their exact F0 at 100 frames/s, random PPG/vec at 50 frames/s, a speaker embedding."""
-    root = Path(root)
-    (root / "slices").mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    spk = rng.standard_normal(256).astype(np.float32)
-    np.save(root / "speaker.npy", spk)
-    entries = []
-    for i in range(n_train + n_valid):
-        f0, sec = f0s[i % len(f0s)], seconds[i % len(seconds)]
-        n = int(sec * SR)
-        t = np.arange(n) / SR
-        y = sum(0.3 / k * np.sin(2 * np.pi * k * f0 * t) for k in (1, 2, 3))
-        y = (y + 0.01 * rng.standard_normal(n)).astype(np.float32)
-        sid = f"s{i}"
-        sf.write(root / f"slices/{sid}.wav", y, SR, subtype="FLOAT")
-        np.save(root / f"slices/{sid}.f0.npy", np.full(int(sec * 100) + 1, f0, np.float32))
-        nc = int(sec * 50) + 1
-        ppg = rng.standard_normal((nc, PPG_DIM)).astype(np.float16)
-        np.save(root / f"slices/{sid}.ppg.npy", ppg)
-        np.save(root / f"slices/{sid}.vec.npy", rng.standard_normal((nc, VEC_DIM)))
-        spk_rel = None
-        if per_slice_spk:
-            spk_rel = f"slices/{sid}.spk.npy"
-            np.save(root / spk_rel, spk + 0.01 * rng.standard_normal(256).astype(np.float32))
-        entries.append(
-            SliceEntry(
-                id=sid,
-                split="train" if i < n_train else "valid",
-                wav=f"slices/{sid}.wav",
-                f0=f"slices/{sid}.f0.npy",
-                ppg=f"slices/{sid}.ppg.npy",
-                vec=f"slices/{sid}.vec.npy",
-                spk=spk_rel,
-                seconds=sec,
-            )
-        )
-    manifest = DatasetManifest(
-        sample_rate=SR,
-        f0_rate=100.0,
-        content_rate=50.0,
-        ppg_dim=PPG_DIM,
-        vec_dim=VEC_DIM,
-        slices=tuple(entries),
-        speaker="speaker.npy",
-    )
-    write_manifest(root, manifest)
-    return root
+from tests.common.train_data import PPG_DIM, SR, VEC_DIM, load_checkpoint, make_dataset
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("ds"), n_train=5, n_valid=1)
-
-
-def _load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _metrics(out: Path) -> list[dict]:
@@ -120,7 +53,7 @@ def test_run_writes_checkpoints_metrics_previews_and_events(dataset, tmp_path):
         "step_00000010.pt",
         "step_00000012.pt",
     ]
-    latest = _load(ckdir / "latest.pt")
+    latest = load_checkpoint(ckdir / "latest.pt")
     assert latest["state"]["step"] == 12 and latest["version"] == ck.CHECKPOINT_VERSION
     for key in (
         "generator",
@@ -137,7 +70,7 @@ def test_run_writes_checkpoints_metrics_previews_and_events(dataset, tmp_path):
     ):
         assert key in latest
     assert res.best_checkpoint is not None
-    best = _load(res.best_checkpoint)
+    best = load_checkpoint(res.best_checkpoint)
     assert best["state"]["best_val"] == pytest.approx(res.best_val_mel)
     assert not list(ckdir.glob(".*.tmp"))
 
@@ -222,12 +155,12 @@ def test_resume_is_exact(dataset, tmp_path, accum):
     a = train(dataset, tmp_path / "a", cfg, TrainParams(max_steps=7, **p))
     b1 = train(dataset, tmp_path / "b", cfg, TrainParams(max_steps=first, **p))
     if accum == 2:
-        saved = _load(b1.checkpoint)
+        saved = load_checkpoint(b1.checkpoint)
         assert saved["state"]["accum"] == 1 and saved["pending_grad_g"]  # mid-accumulation
     b2 = train(dataset, tmp_path / "b", cfg, TrainParams(max_steps=7, **p))
     assert (b1.step, b2.resumed_from_step, b2.step, a.step) == (first, first, 7, 7)
     assert b2.epoch == a.epoch == epochs
-    ca, cb = _load(a.checkpoint), _load(b2.checkpoint)
+    ca, cb = load_checkpoint(a.checkpoint), load_checkpoint(b2.checkpoint)
     for key in ("generator", "discriminator"):
         for name, ta in ca[key].items():
             torch.testing.assert_close(cb[key][name], ta, rtol=0, atol=1e-6, msg=name)
@@ -304,7 +237,7 @@ def test_incompatible_checkpoints_raise_instead_of_restarting(dataset, tmp_path)
     assert train(dataset, out, lazier, TrainParams(max_steps=3)).resumed_from_step == 2
 
     latest = out / "checkpoints" / "latest.pt"
-    c = _load(latest)
+    c = load_checkpoint(latest)
     c["version"] = 99
     torch.save(c, latest)
     with pytest.raises(IncompatibleError, match="version 99"):
@@ -378,7 +311,7 @@ def test_epoch_time_and_plateau_limits(dataset, tmp_path):
     valid = [x for x in _metrics(tmp_path / "p") if x["kind"] == "valid"]
     assert (r.stopped_by, r.step) == ("plateau", 3)
     assert [v["best"] for v in valid] == [True, False, False]
-    assert _load(r.best_checkpoint)["state"]["step"] == 1
+    assert load_checkpoint(r.best_checkpoint)["state"]["step"] == 1
 
 
 # -- fine-tuning ---------------------------------------------------------------------------
@@ -390,7 +323,7 @@ def test_finetune_initialises_from_base_model(dataset, tmp_path):
     base_ckpt.write_bytes(base.checkpoint.read_bytes())
     res = train(dataset, tmp_path / "ft", "tiny", TrainParams(max_steps=0, base_model=base_ckpt))
     assert res.starts_from.startswith("base model base_model.pt (sha256 ")
-    ft, b = _load(res.checkpoint), _load(base_ckpt)
+    ft, b = load_checkpoint(res.checkpoint), load_checkpoint(base_ckpt)
     for key in ("generator", "discriminator"):
         for name, t in b[key].items():
             assert torch.equal(ft[key][name], t), name
@@ -420,7 +353,7 @@ def test_finetune_from_5_0_layouts(dataset, tmp_path):
     torch.save({"model_g": to_legacy(g), "model_d": to_legacy(d)}, pretrain)
     res = train(dataset, tmp_path / "ft", "tiny", TrainParams(max_steps=0, base_model=pretrain))
     assert "so-vits-svc 5.0 pretrain" in res.starts_from
-    ft = _load(res.checkpoint)
+    ft = load_checkpoint(res.checkpoint)
     for name, t in g.items():
         assert torch.equal(ft["generator"][name], t), name
     for name, t in d.items():
@@ -431,7 +364,7 @@ def test_finetune_from_5_0_layouts(dataset, tmp_path):
     torch.save({"model_g": to_legacy(infer)}, export)
     res = train(dataset, tmp_path / "ft2", "tiny", TrainParams(max_steps=0, base_model=export))
     assert "5.0 export" in res.starts_from and "posterior encoder" in res.starts_from
-    ft = _load(res.checkpoint)
+    ft = load_checkpoint(res.checkpoint)
     assert all(torch.equal(ft["generator"][k], v) for k, v in infer.items())
 
 
@@ -465,7 +398,7 @@ def test_voice_package_round_trip_and_version_check(dataset, tmp_path):
         res.best_checkpoint, tmp_path / "voice.zip", dataset / "speaker.npy", {"name": "Tone"}
     )
     pkg = load_voice_package(pkg_path)
-    ckpt = _load(res.best_checkpoint)
+    ckpt = load_checkpoint(res.best_checkpoint)
     assert pkg.meta == {"name": "Tone"}
     assert pkg.info["config_hash"] == ckpt["config_hash"] == res.config_hash
     assert pkg.config.to_dict() == ckpt["config"]
@@ -526,7 +459,7 @@ def test_num_workers_do_not_change_the_stream(dataset, tmp_path):
     p = {"max_steps": 4, "eval_interval": 100}
     a = train(dataset, tmp_path / "a", "tiny", TrainParams(num_workers=0, **p))
     b = train(dataset, tmp_path / "b", "tiny", TrainParams(num_workers=1, **p))
-    ga, gb = _load(a.checkpoint)["generator"], _load(b.checkpoint)["generator"]
+    ga, gb = load_checkpoint(a.checkpoint)["generator"], load_checkpoint(b.checkpoint)["generator"]
     for name, t in ga.items():
         assert torch.equal(gb[name], t), name
 
@@ -553,17 +486,3 @@ def test_cli_train(dataset, tmp_path):
     assert "resuming at step 3" in r.output
     r = CliRunner().invoke(train_cmd, [str(dataset), str(tmp_path / "x"), "--config", "tiny"])
     assert r.exit_code != 0 and "limit" in r.output
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-@pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_on_cuda(dataset, tmp_path, precision):
-    tiny = load_config("tiny")
-    cfg = dataclasses.replace(tiny, train=dataclasses.replace(tiny.train, precision=precision))
-    a = train(dataset, tmp_path / "a", cfg, TrainParams(max_steps=4, device="cuda"))
-    assert a.step == 4 and np.isfinite(a.losses["mel"]) and np.isfinite(a.last_val_mel)
-    b = train(dataset, tmp_path / "a", cfg, TrainParams(max_steps=6, device="cuda"))
-    assert b.resumed_from_step == 4
-    c = _load(b.checkpoint)
-    assert "scale" in c["scaler_g"] or precision == "bf16"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from tests.unit.tiny_models import (
+from tests.common.tiny_models import (
     HUBERT_TINY,
     hubert_state,
     install_tiny_mdx,

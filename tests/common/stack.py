@@ -1,5 +1,6 @@
 """A running svc-studio for tests: the API under uvicorn and Celery workers as real
-subprocesses, on SQLite + filesystem broker or PostgreSQL + Redis."""
+subprocesses, on SQLite + filesystem broker or PostgreSQL + Redis; its environment
+(:func:`stack_env`) and the HTTP helpers the integration and browser tests share."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +20,28 @@ import httpx
 from app.cli import worker_argv
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def stack_env(data_dir, db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SVC_")}
+    env.update(
+        {
+            "SVC_ENVIRONMENT": "test",
+            "SVC_DATA_DIR": str(data_dir),
+            "SVC_MODELS_DIR": str(data_dir / "models"),
+            "SVC_DATABASE_URL": db_url,
+            "SVC_BROKER_URL": broker_url,
+            "SVC_HEARTBEAT_INTERVAL_S": "0.5",
+            "SVC_HEARTBEAT_TIMEOUT_S": "3",
+            "SVC_WATCHDOG_INTERVAL_S": "1",
+            "SVC_PROGRESS_MIN_INTERVAL_S": "0.1",
+            "SVC_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
+            "SVC_MAX_AUDIO_SECONDS": "120",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    env.update(extra)
+    return env
 
 
 def free_port() -> int:
@@ -158,3 +183,44 @@ def wait_job(
             return job
         time.sleep(0.1)
     raise TimeoutError(f"job {job_id} still {job['status']} ({job.get('message')})")
+
+
+@contextmanager
+def no_worker(stack: Stack) -> Iterator[None]:
+    """Stop the stack's workers (a warm shutdown: they unregister and leave no transaction
+    open) so new jobs stay queued; afterwards start a fresh worker and wait until it serves
+    every queue. Freezing a worker with SIGSTOP instead can freeze it inside a SQLite write
+    transaction (its heartbeat), which locks every other writer out."""
+    for proc in stack.workers:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in stack.workers:
+        proc.wait(timeout=30)
+    try:
+        yield
+    finally:
+        stack.start_worker()
+        stack.wait_for_worker()
+
+
+def upload(
+    client: httpx.Client,
+    voice_id: str,
+    files: list[Path | tuple[str, bytes]],
+    vocals_only: bool = False,
+) -> httpx.Response:
+    parts = []
+    for f in files:
+        name, data = (f.name, f.read_bytes()) if isinstance(f, Path) else f
+        parts.append(("files", (name, data, "application/octet-stream")))
+    return client.post(
+        f"/api/v1/voices/{voice_id}/tracks",
+        files=parts,
+        data={"vocals_only": str(vocals_only).lower()},
+    )
+
+
+def new_voice(client: httpx.Client, name: str = "Singer") -> dict:
+    r = client.post("/api/v1/voices", json={"name": name})
+    assert r.status_code == 201, r.text
+    return r.json()

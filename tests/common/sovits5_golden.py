@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parent / "data" / "sovits5"
+DATA = Path(__file__).resolve().parents[1] / "data" / "sovits5"
 CASES = ("tiny", "base")
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -1,4 +1,4 @@
-"""Audio files for API tests, made on the fly from tests/synth generators."""
+"""Audio files for API tests, made on the fly from tests/common/synth generators."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests import synth
+from tests.common import synth
 
 
 def song(
