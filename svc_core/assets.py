@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from svc_core.errors import AssetHashError, AssetMissingError, SvcError
 from svc_core.progress import ProgressFn
+from svc_core.utils import ModelCache, atomic_path, atomic_write, file_sha256, write_atomic
 
 LOCK_FILENAME = "assets-lock.json"
 _CHUNK = 1 << 20
@@ -362,25 +362,16 @@ def asset_path(
 
 # --- hashing and the lock file --------------------------------------------------------------
 
-_hash_memo: dict[tuple[str, int, int], str] = {}
-_lock = threading.Lock()
+_hashes: ModelCache[tuple[str, int, int], str] = ModelCache()
+_lock = threading.Lock()  # read-modify-write of the lock file
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file (memoised per path, size and modification time)."""
+def _sha256(path: str | os.PathLike) -> str:
+    """:func:`~svc_core.utils.file_sha256`, memoised per path, size and modification time
+    (verifying a models folder would otherwise read gigabytes each time)."""
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
-    with _lock:
-        if key in _hash_memo:
-            return _hash_memo[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    digest = h.hexdigest()
-    with _lock:
-        _hash_memo[key] = digest
-    return digest
+    return _hashes.get_or_load(key, lambda: file_sha256(path))
 
 
 def read_lock(models_dir: str | os.PathLike) -> dict[str, dict]:
@@ -406,10 +397,7 @@ def _record(models_dir: Path, asset: Asset, sha256: str, size: int, source: str)
             "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         payload = json.dumps({"version": 1, "files": files}, indent=2, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{LOCK_FILENAME}.", dir=models_dir)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(payload)
-        os.replace(tmp, models_dir / LOCK_FILENAME)
+        write_atomic(models_dir / LOCK_FILENAME, payload)
 
 
 def _expected_mismatch(asset: Asset, sha256: str, size: int) -> str | None:
@@ -439,7 +427,7 @@ def _check(asset: Asset, models_dir: Path) -> tuple[_State, str]:
     path = models_dir / asset.filename
     if not path.is_file():
         return _State.MISSING, "missing"
-    digest = file_sha256(path)
+    digest = _sha256(path)
     size = path.stat().st_size
     why = _expected_mismatch(asset, digest, size)
     if why is not None:
@@ -530,7 +518,7 @@ def pull(
             return path
         if state == _State.UNRECORDED:
             # Placed by hand and nothing published to check it against: record it, keep it.
-            _record(models_dir, asset, file_sha256(path), path.stat().st_size, "found")
+            _record(models_dir, asset, _sha256(path), path.stat().st_size, "found")
             return path
     _download(asset, models_dir, progress)
     return path
@@ -538,18 +526,12 @@ def pull(
 
 def _download(asset: Asset, models_dir: Path, progress: ProgressFn | None) -> None:
     stage = f"download {asset.filename}"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{asset.filename}.", suffix=".part", dir=models_dir)
-    tmp = Path(tmp_name)
     h = hashlib.sha256()
     size = 0
-    try:
+    with atomic_write(models_dir / asset.filename, "wb", suffix=".part") as out:
         request = urllib.request.Request(asset.url, headers={"User-Agent": "svc-studio"})
         try:
-            with (
-                urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT_S) as resp,
-                os.fdopen(fd, "wb") as out,
-            ):
-                fd = -1
+            with urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or asset.size
                 while chunk := resp.read(_CHUNK):
                     out.write(chunk)
@@ -576,11 +558,6 @@ def _download(asset: Asset, models_dir: Path, progress: ProgressFn | None) -> No
                 f"the download of asset '{asset.name}' from {asset.url} is not the expected "
                 f"file ({why}); nothing was installed"
             )
-        os.replace(tmp, models_dir / asset.filename)
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        tmp.unlink(missing_ok=True)
     _record(models_dir, asset, digest, size, "pull")
     if progress is not None:
         progress(stage, 1.0)
@@ -604,7 +581,7 @@ def import_file(
         raise SvcError(f"cannot import '{src}': no such file")
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
-    digest = file_sha256(src)
+    digest = _sha256(src)
     size = src.stat().st_size
     why = _expected_mismatch(asset, digest, size)
     if why is not None:
@@ -615,12 +592,7 @@ def import_file(
     if dst.exists() and dst.resolve() == src.resolve():
         _record(models_dir, asset, digest, size, "import")
         return dst
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{asset.filename}.", suffix=".part", dir=models_dir)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp_name)
-        os.replace(tmp_name, dst)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    with atomic_path(dst, suffix=".part") as tmp:
+        shutil.copyfile(src, tmp)
     _record(models_dir, asset, digest, size, "import")
     return dst

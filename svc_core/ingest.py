@@ -7,7 +7,6 @@ stereo) so that separation later sees what the user uploaded.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from svc_core.audio.dsp import loudness_lufs, peak_dbfs, resample, to_channels
 from svc_core.audio.io import load_audio, probe, save_wav
 from svc_core.errors import BadAudioError
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import file_sha256
 
 TARGET_SAMPLE_RATE = 44100
 
@@ -52,14 +52,6 @@ class IngestResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def ingest_file(

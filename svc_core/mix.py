@@ -27,6 +27,7 @@ from svc_core.audio.dsp import gain_db, loudness_lufs, resample, to_channels
 from svc_core.audio.io import load_audio
 from svc_core.errors import BadInputError
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import atomic_path
 
 MIX_SAMPLE_RATE = 44100
 
@@ -184,15 +185,9 @@ def export_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, f
         raise BadInputError(f"unknown output format '{fmt}'")
     container, subtype, ext, _mime = OUTPUT_FORMATS[fmt]
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.{ext}")
     data = np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0).T
-    try:
+    with atomic_path(path, suffix=f".tmp.{ext}") as tmp:
         sf.write(str(tmp), data, int(sample_rate), format=container, subtype=subtype)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

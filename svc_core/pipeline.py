@@ -23,9 +23,10 @@ import numpy as np
 
 from svc_core.audio.slicer import SliceParams, manifest_path, slice_file
 from svc_core.errors import BadAudioError, BadInputError
-from svc_core.ingest import IngestParams, file_sha256, ingest_file
+from svc_core.ingest import IngestParams, ingest_file
 from svc_core.mix import MixParams, mix_files
 from svc_core.progress import ProgressFn, StopFn, check_stop, sub_progress
+from svc_core.utils import file_sha256, resolve_device
 
 STAGES = ("ingest", "separate", "slice", "preprocess", "train", "convert", "mix", "report")
 
@@ -68,12 +69,6 @@ def _key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _cuda(device: str) -> bool:
-    import torch
-
-    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-
-
 def run_pipeline(
     references: Sequence[str | os.PathLike],
     source: str | os.PathLike,
@@ -102,8 +97,8 @@ def run_pipeline(
     work.mkdir(parents=True, exist_ok=True)
     if not references:
         raise BadInputError("give at least one reference song of the target singer")
-    cuda = _cuda(params.device)
-    device = "cuda" if cuda else "cpu"
+    device = resolve_device(params.device)
+    cuda = device != "cpu"
 
     # 1. ingest
     def ingest(path: Path, i: int, n: int) -> Path:

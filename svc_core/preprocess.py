@@ -36,6 +36,7 @@ from svc_core.speaker import (
     speaker_embedding,
 )
 from svc_core.train.dataset import DatasetManifest, SliceEntry, write_manifest
+from svc_core.utils import atomic_write, file_sha256, write_atomic
 
 FEATURE_VERSION = 1  # bump when the way features are computed changes
 CONTENT_RATE = 50.0  # frames/s of both content encoders (16 kHz, 320-sample hop)
@@ -143,14 +144,6 @@ class PreprocessResult:
         return sum(s.reused for s in self.slices)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _split(ids: Sequence[str], params: PreprocessParams) -> set[str]:
     """A deterministic validation set: the ids with the smallest hashes (stable when slices
     are added: an existing slice never moves from train to valid)."""
@@ -196,7 +189,7 @@ def build_dataset(
     for i, src in enumerate(slices):
         check_stop(should_stop)
         src = Path(src)
-        sid = hashlib.sha256(f"{_sha256(src)}:{fkey_hash}".encode()).hexdigest()[:20]
+        sid = hashlib.sha256(f"{file_sha256(src)}:{fkey_hash}".encode()).hexdigest()[:20]
         base = feats / sid
         files = {
             "wav": base.with_suffix(".wav"),
@@ -341,12 +334,9 @@ def _write_info(files: dict[str, Path], *, seconds: float, voiced: float, skip: 
     }
     if skip:
         data["skip"] = skip
-    tmp = files["info"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data), "utf-8")
-    os.replace(tmp, files["info"])
+    write_atomic(files["info"], json.dumps(data))
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+    with atomic_write(path) as f:
+        np.save(f, arr)

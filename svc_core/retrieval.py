@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from svc_core.errors import BadInputError, IncompatibleError
+from svc_core.utils import atomic_path
 
 INDEX_FORMAT = "svc-studio/retrieval-index"
 INDEX_VERSION = 1
@@ -227,18 +228,11 @@ def save_voice_index(index: VoiceIndex, path: str | os.PathLike) -> Path:
     """Write ``*.svcindex`` atomically (temp file + rename)."""
     faiss = _faiss()
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     info = {"format": INDEX_FORMAT, "version": INDEX_VERSION, "dims": index.dims(), **index.info}
-    try:
-        with zipfile.ZipFile(tmp, "w") as z:
-            z.writestr("index.json", json.dumps(info, indent=1), zipfile.ZIP_DEFLATED)
-            for key, ix in index.indexes.items():
-                z.writestr(f"{key}.faiss", faiss.serialize_index(ix).tobytes(), zipfile.ZIP_STORED)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(dest) as tmp, zipfile.ZipFile(tmp, "w") as z:
+        z.writestr("index.json", json.dumps(info, indent=1), zipfile.ZIP_DEFLATED)
+        for key, ix in index.indexes.items():
+            z.writestr(f"{key}.faiss", faiss.serialize_index(ix).tobytes(), zipfile.ZIP_STORED)
     return dest
 
 

@@ -21,7 +21,6 @@ Audio that is silent, or has less than ``min_voiced_s`` of sound left after trim
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +31,13 @@ import numpy as np
 from svc_core.audio.dsp import resample, rms_dbfs, to_mono
 from svc_core.errors import BadAudioError, BadInputError, IncompatibleError
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import ModelCache, atomic_write, resolve_device
 
 SPK_DIM = 256
 SPK_SR = 16000  # Resemblyzer's rate
 SILENCE_DBFS = -70.0  # below this RMS level a slice is treated as silent
 
-_ENCODERS: dict[str, Any] = {}
-_LOCK = threading.Lock()
+_ENCODERS: ModelCache[str, Any] = ModelCache()
 
 
 @dataclass(frozen=True)
@@ -92,16 +91,14 @@ def _resemblyzer():
 
 def voice_encoder(device: str = "cpu"):
     """Resemblyzer's ``VoiceEncoder`` on ``device``, loaded once per process."""
-    from svc_core.content.base import resolve_device
-
     dev = resolve_device(device)
-    with _LOCK:
-        enc = _ENCODERS.get(dev)
-        if enc is None:
-            enc = _resemblyzer().VoiceEncoder(device=dev, verbose=False)
-            enc.eval()
-            _ENCODERS[dev] = enc
+
+    def load():
+        enc = _resemblyzer().VoiceEncoder(device=dev, verbose=False)
+        enc.eval()
         return enc
+
+    return _ENCODERS.get_or_load(dev, load)
 
 
 def _trim_energy(wav: np.ndarray, top_db: float) -> np.ndarray:
@@ -175,10 +172,7 @@ def speaker_embedding(
         from svc_core.speaker_sovits5 import sovits5_embedding
 
         assert params.encoder_model is not None  # checked by SpeakerParams
-        device = params.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return sovits5_embedding(audio, params.encoder_model, sr, device=device)
+        return sovits5_embedding(audio, params.encoder_model, sr, device=params.device)
     wav = prepare_audio(audio, sr, params)
     enc = voice_encoder(params.device)
     with torch.inference_mode():
@@ -303,11 +297,8 @@ def save_spk(path: str | os.PathLike[str], emb: np.ndarray) -> Path:
     """Write ``emb`` as a float32 ``[256]`` ``.npy`` (temp file + rename, so never half-written)."""
     arr = _check_vec(emb, "speaker embedding")
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_write(p) as fh:
         np.save(fh, arr, allow_pickle=False)
-    os.replace(tmp, p)
     return p
 
 

@@ -29,7 +29,6 @@ encoder is cached per process (path, modification time, size, device).
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -41,6 +40,7 @@ from torch import nn
 
 from svc_core.errors import BadAudioError, BadInputError, IncompatibleError
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import ModelCache, resolve_device
 
 # --- the numbers of 5.0's speaker_pretrain/config.json -------------------------------------
 SR = 16000
@@ -189,8 +189,7 @@ def encoder_from_state_dict(
     return enc
 
 
-_CACHE: dict[tuple[str, int, int, str], Sovits5SpeakerEncoder] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE: ModelCache[tuple[str, int, int, str], Sovits5SpeakerEncoder] = ModelCache()
 
 
 def load_sovits5_speaker_encoder(
@@ -209,8 +208,6 @@ def load_sovits5_speaker_encoder(
         BadInputError: no such file, or an unusable device.
         IncompatibleError: not a torch file, or other keys/shapes than 5.0's encoder.
     """
-    from svc_core.content.base import resolve_device
-
     dev = resolve_device(device)
     p = Path(path).expanduser()
     if not p.is_file():
@@ -218,10 +215,8 @@ def load_sovits5_speaker_encoder(
     p = p.resolve()
     st = p.stat()
     key = (str(p), st.st_mtime_ns, st.st_size, dev)
-    with _CACHE_LOCK:
-        enc = _CACHE.get(key)
-        if enc is not None:
-            return enc
+
+    def load() -> Sovits5SpeakerEncoder:
         try:
             obj = torch.load(p, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
@@ -229,12 +224,12 @@ def load_sovits5_speaker_encoder(
                 f"{p.name} could not be read as a so-vits-svc 5.0 speaker encoder file "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
             ) from exc
-        enc = encoder_from_state_dict(_state_dict_of(obj, p.name), p.name).to(dev)
-        # A changed file (new mtime/size) replaces the old entry instead of piling up.
-        for old in [k for k in _CACHE if k[0] == key[0] and k[3] == dev]:
-            del _CACHE[old]
-        _CACHE[key] = enc
-        return enc
+        return encoder_from_state_dict(_state_dict_of(obj, p.name), p.name).to(dev)
+
+    enc = _CACHE.get_or_load(key, load)
+    # A changed file (new mtime/size) replaces the old entry instead of piling up.
+    _CACHE.discard(lambda k: k[0] == key[0] and k[3] == dev and k != key)
+    return enc
 
 
 # --- the front end ------------------------------------------------------------------------

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
-CHUNK = 1024 * 1024
+from svc_core.utils import atomic_path, atomic_write, file_sha256
+
 # the disk, a quota or the process's file size limit is full
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
@@ -44,7 +43,7 @@ class Stored:
 class HashingWriter:
     """A file-like sink that hashes and counts what passes through it."""
 
-    def __init__(self, fh: BinaryIO) -> None:
+    def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh
         self._sha = hashlib.sha256()
         self.size = 0
@@ -91,35 +90,18 @@ class LocalStorage:
     @contextmanager
     def writer(self, key: str) -> Iterator[HashingWriter]:
         """Stream bytes into ``key``; committed only if the block exits without error."""
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root / ".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                w = HashingWriter(fh)
-                yield w
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self.path(key), tmp_dir=self.root / ".tmp", fsync=True) as fh:
+            yield HashingWriter(fh)
 
     def put_file(self, key: str, src: Path, *, move: bool = False) -> Stored:
         """Store a local file under ``key`` (copy, or move when on the same file system)."""
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        digest = sha256_file(src)
+        digest = file_sha256(src)
         size = Path(src).stat().st_size
-        tmp = self.temp_path()
-        try:
+        with atomic_path(self.path(key), tmp_dir=self.root / ".tmp") as tmp:
             if move:
                 shutil.move(str(src), tmp)
             else:
                 shutil.copyfile(src, tmp)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
         return Stored(key=key, sha256=digest, size=size)
 
     # deleting --------------------------------------------------------------------------------
@@ -132,14 +114,6 @@ class LocalStorage:
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def get_storage(root: Path) -> LocalStorage:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from svc_core.errors import BadAudioError
+from svc_core.utils import atomic_path
 
 # Sample rates outside this range are refused: below it there is no singing voice left,
 # above it a file is almost surely mislabelled.
@@ -208,18 +208,11 @@ def save_wav(
     written as RF64 automatically by libsndfile.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.asarray(audio, dtype=np.float32)
     if arr.ndim == 1:
         arr = arr[None, :]
     if subtype != "FLOAT":
         arr = np.clip(arr, -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         sf.write(tmp, arr.T, int(sample_rate), subtype=subtype, format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -46,6 +46,7 @@ from svc_core.audio.dsp import as_2d, peak_dbfs, rms_dbfs
 from svc_core.audio.io import load_audio, save_wav
 from svc_core.errors import BadAudioError, BadInputError
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import write_atomic
 
 MANIFEST_VERSION = 1
 # Frames per block when computing the RMS curve: bounds memory to ~block * window floats.
@@ -379,10 +380,7 @@ def slice_file(
         "params": p.to_dict(),
         "slices": [i.to_dict() for i in infos],
     }
-    mpath = manifest_path(out, src)
-    tmp = mpath.with_name(f".{mpath.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, mpath)
+    write_atomic(manifest_path(out, src), json.dumps(manifest, indent=2))
     return infos
 
 

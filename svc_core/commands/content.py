@@ -62,6 +62,7 @@ def content_cmd(
     from svc_core.audio.io import load_audio
     from svc_core.content import ContentExtractor, ContentParams
     from svc_core.errors import SvcError
+    from svc_core.utils import atomic_write
 
     if ppg_ckpt is None and vec_ckpt is None:
         raise click.UsageError("Give --ppg, --vec or both.")
@@ -81,10 +82,8 @@ def content_cmd(
             feats = extractor.extract(wav, sr)
             for key, arr in feats.items():
                 dst = out_dir / f"{path.stem}.{key}.npy"
-                tmp = dst.with_name(f".{dst.name}.tmp")
-                with open(tmp, "wb") as fh:
+                with atomic_write(dst) as fh:
                     np.save(fh, arr, allow_pickle=False)
-                tmp.replace(dst)
                 click.echo(f"{dst}: {arr.shape[0]} frames x {arr.shape[1]}")
     except SvcError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -110,8 +110,6 @@ def convert_cmd(
 ) -> None:
     """Convert VOCALS into the voice; writes OUT_DIR/vocals.wav (44.1 kHz) and
     OUT_DIR/vocals_model_rate.wav, and prints the transpose used."""
-    import torch
-
     from svc_core.commands._progress import StageProgress
     from svc_core.commands.preprocess import resolve_checkpoint
     from svc_core.content.extract import ContentParams
@@ -124,12 +122,13 @@ def convert_cmd(
     from svc_core.errors import SvcError
     from svc_core.f0.base import F0Params, recommended_method
     from svc_core.speaker import load_spk, mix_speakers
+    from svc_core.utils import resolve_device
 
     models = resolve_models_dir(models_dir)
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    dev = "cuda" if cuda else "cpu"
     bar = StageProgress()
     try:
+        dev = resolve_device(device)
+        cuda = dev != "cpu"
         model = load_voice_model_cached(voice_path, device=dev, hparams=hparams)
         meta = dict(model.info.get("meta") or {})
         feats = dict(meta.get("features") or {})

@@ -100,9 +100,9 @@ def pipeline_cmd(
     """Separate, slice, preprocess, train, convert, mix and report in one go."""
     from svc_core.commands._progress import StageProgress
     from svc_core.errors import SvcError
-    from svc_core.ingest import file_sha256
     from svc_core.mix import MixParams
     from svc_core.pipeline import PipelineParams, run_pipeline
+    from svc_core.utils import file_sha256
 
     if work_dir is None:
         h = hashlib.sha256()

@@ -128,21 +128,20 @@ def build(
     speaker_encoder: str = "ge2e",
     speaker_model: str | None = None,
 ):
-    import torch
-
     from svc_core.f0.base import recommended_method
     from svc_core.preprocess import build_dataset, params_for
+    from svc_core.utils import resolve_device
 
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    dev = resolve_device(device)
     files: list[Path] = []
     for p in slices:
         files += sorted(p.glob("*.wav")) if p.is_dir() else [p]
     params = params_for(
         config_name,
-        f0_method=f0_method or recommended_method(cuda),
+        f0_method=f0_method or recommended_method(dev != "cpu"),
         ppg_checkpoint=resolve_checkpoint(ppg, models_dir),
         vec_checkpoint=resolve_checkpoint(vec, models_dir),
-        device="cuda" if cuda else "cpu",
+        device=dev,
         speaker_encoder=speaker_encoder,
         speaker_model=(
             resolve_checkpoint(speaker_model or "sovits5-speaker", models_dir)

@@ -16,10 +16,8 @@ that encodes many slices loads each model once.
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -29,17 +27,21 @@ import numpy as np
 
 from svc_core.errors import AssetMissingError, BadAudioError, BadInputError, IncompatibleError
 from svc_core.progress import ProgressFn, StopFn
+from svc_core.utils import LazyRegistry, ModelCache
 
 CONTENT_SR = 16000
 CONTENT_HOP = 320
 CONTENT_RATE = CONTENT_SR / CONTENT_HOP  # 50.0 frames per second
 
 # backend name -> "module:Class" (imported on first use)
-ENCODERS: dict[str, str] = {
-    "whisper": "svc_core.content.whisper:WhisperPPG",
-    "whisper-ct2": "svc_core.content.ct2_whisper:WhisperCT2PPG",
-    "hubert-soft": "svc_core.content.hubert:HubertSoftVec",
-}
+ENCODERS: LazyRegistry[type[ContentEncoder]] = LazyRegistry(
+    {
+        "whisper": "svc_core.content.whisper:WhisperPPG",
+        "whisper-ct2": "svc_core.content.ct2_whisper:WhisperCT2PPG",
+        "hubert-soft": "svc_core.content.hubert:HubertSoftVec",
+    },
+    unknown="Unknown content encoder",
+)
 
 
 def content_frames(num_samples: int) -> int:
@@ -64,23 +66,6 @@ def check_audio_16k(audio: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise BadAudioError("The audio contains invalid samples (NaN or infinity).")
     return arr
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` → ``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``; others unchanged.
-
-    Raises:
-        BadInputError: ``cuda`` was asked for and no GPU is visible.
-    """
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError(f"Device '{device}' was requested but no CUDA GPU is available.")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise BadInputError(f"Unknown device '{device}': use cpu, cuda, cuda:N or auto.")
-    return device
 
 
 def checkpoint_path(path: str | os.PathLike[str], *, folder: bool = False) -> Path:
@@ -147,13 +132,7 @@ def get_encoder_class(name: str) -> type[ContentEncoder]:
     Raises:
         BadInputError: unknown backend name.
     """
-    try:
-        target = ENCODERS[name]
-    except KeyError:
-        known = ", ".join(sorted(ENCODERS))
-        raise BadInputError(f"Unknown content encoder '{name}'. Known encoders: {known}.") from None
-    module_name, attr = target.split(":")
-    return getattr(importlib.import_module(module_name), attr)
+    return ENCODERS.load(name)
 
 
 def make_encoder(name: str, checkpoint: str | os.PathLike[str], **options: Any) -> ContentEncoder:
@@ -211,8 +190,7 @@ def load_error_detail(exc: Exception) -> str:
 
 # --- per-process model cache -------------------------------------------------------------
 
-_CACHE: dict[tuple, Any] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE: ModelCache[tuple, Any] = ModelCache()
 
 
 def cached_model(key_parts: tuple, path: Path, loader: Callable[[], Any]) -> Any:
@@ -221,22 +199,14 @@ def cached_model(key_parts: tuple, path: Path, loader: Callable[[], Any]) -> Any
     The modification time is part of the key so that a re-downloaded or replaced checkpoint
     at the same path is loaded again instead of silently reusing the old weights.
     """
-    key = (*key_parts, str(path), path.stat().st_mtime_ns)
-    with _CACHE_LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = loader()
-            _CACHE[key] = model
-        return model
+    return _CACHE.get_or_load((*key_parts, str(path), path.stat().st_mtime_ns), loader)
 
 
 def clear_model_cache() -> None:
     """Drop every cached content model (frees memory; the next use loads again)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    _CACHE.clear()
 
 
 def cache_size() -> int:
     """Number of models held in the per-process cache."""
-    with _CACHE_LOCK:
-        return len(_CACHE)
+    return len(_CACHE)

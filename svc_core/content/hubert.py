@@ -40,10 +40,10 @@ from svc_core.content.base import (
     load_error_detail,
     load_torch_checkpoint,
     precision_dtype,
-    resolve_device,
 )
 from svc_core.errors import BadInputError, IncompatibleError
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import resolve_device
 
 # (kernel, stride) of bshall's FeatureExtractor conv0..conv6: total stride 320, field 400.
 CONV_LAYERS = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))

@@ -46,10 +46,10 @@ from svc_core.content.base import (
     load_error_detail,
     load_torch_checkpoint,
     precision_dtype,
-    resolve_device,
 )
 from svc_core.errors import BadInputError, IncompatibleError
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import resolve_device
 
 N_FFT = 400
 MEL_HOP = 160  # 100 mel frames/s; conv2 (stride 2) halves that to 50 encoder frames/s

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.utils import atomic_write
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,8 @@ def convert_in_chunks(
                 convert(mono[ch.ctx_start : ch.ctx_end], ch.ctx_start), dtype=np.float32
             )
             if done is not None:
-                tmp = done.with_name(done.name + ".tmp.npy")
-                np.save(tmp, piece)
-                os.replace(tmp, done)
+                with atomic_write(done) as f:
+                    np.save(f, piece)
         o0 = int(round(ch.ctx_start * ratio))
         o1 = min(total_out, int(round(ch.ctx_end * ratio)))
         piece = piece[: o1 - o0]

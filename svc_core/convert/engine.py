@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from svc_core.errors import BadAudioError, BadInputError
 from svc_core.f0.base import F0Params, extract_f0
 from svc_core.progress import ProgressFn, StopFn, check_stop, sub_progress
 from svc_core.report.coverage import source_fit
+from svc_core.utils import ModelCache
 
 OUTPUT_SR = 44100
 MAX_TRANSPOSE = 24
@@ -106,8 +106,8 @@ class ConvertResult:
         }
 
 
-_MODELS: dict[tuple[str, int, int, str, str], Any] = {}
-_MODELS_LOCK = threading.Lock()
+# a worker serves a few voices; do not hoard GPU memory
+_MODELS: ModelCache[tuple[str, int, int, str, str], Any] = ModelCache(max_size=4)
 
 
 def load_voice_model_cached(
@@ -120,12 +120,7 @@ def load_voice_model_cached(
     p = Path(path)
     st = p.stat()
     key = (str(p.resolve()), st.st_size, int(st.st_mtime_ns), device, str(hparams or ""))
-    with _MODELS_LOCK:
-        if key not in _MODELS:
-            if len(_MODELS) >= 4:  # a worker serves a few voices; do not hoard GPU memory
-                _MODELS.pop(next(iter(_MODELS)))
-            _MODELS[key] = load_voice_model(p, hparams=hparams, device=device)
-        return _MODELS[key]
+    return _MODELS.get_or_load(key, lambda: load_voice_model(p, hparams=hparams, device=device))
 
 
 def reference_f0_from_histogram(histogram: list[dict], hop_s: float) -> np.ndarray:

@@ -8,11 +8,9 @@ Output is float32 Hz, ``0`` for unvoiced frames.
 
 from __future__ import annotations
 
-import importlib
 import math
-import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,21 +18,22 @@ import numpy as np
 
 from svc_core.audio.dsp import to_mono
 from svc_core.errors import BadAudioError, BadInputError
+from svc_core.utils import LazyRegistry, ModelCache
 
 # name -> "module:Class"; modules are imported on first use (torch, pyworld, parselmouth are heavy).
-_REGISTRY: dict[str, str] = {
-    "crepe-full": "svc_core.f0.crepe:CrepeFull",
-    "crepe-tiny": "svc_core.f0.crepe:CrepeTiny",
-    "fcpe": "svc_core.f0.fcpe:Fcpe",
-    "harvest": "svc_core.f0.world:Harvest",
-    "dio": "svc_core.f0.world:Dio",
-    "praat": "svc_core.f0.praat:Praat",
-    "rmvpe": "svc_core.f0.rmvpe:Rmvpe",
-}
-_ALIASES = {"crepe": "crepe-full"}
-_INSTANCES: dict[str, F0Extractor] = {}
-_LOCK = threading.Lock()
-_MODELS_LOCK = threading.Lock()  # loading models (held for seconds): not the registry's lock
+_REGISTRY: LazyRegistry[type[F0Extractor]] = LazyRegistry(
+    {
+        "crepe-full": "svc_core.f0.crepe:CrepeFull",
+        "crepe-tiny": "svc_core.f0.crepe:CrepeTiny",
+        "fcpe": "svc_core.f0.fcpe:Fcpe",
+        "harvest": "svc_core.f0.world:Harvest",
+        "dio": "svc_core.f0.world:Dio",
+        "praat": "svc_core.f0.praat:Praat",
+        "rmvpe": "svc_core.f0.rmvpe:Rmvpe",
+    },
+    unknown="unknown F0 method",
+    aliases={"crepe": "crepe-full"},
+)
 
 
 @dataclass(frozen=True)
@@ -71,11 +70,7 @@ class F0Params:
     silence_db: float | None = -60.0
 
     def __post_init__(self) -> None:
-        if canonical_method(self.method) not in _REGISTRY:
-            raise BadInputError(
-                f"unknown F0 method '{self.method}'; choose one of: "
-                + ", ".join(available_methods())
-            )
+        _REGISTRY.check(canonical_method(self.method))
         if not 0.001 <= self.hop_s <= 0.1:
             raise BadInputError(f"F0 hop must be 1-100 ms (got {self.hop_s * 1000:g} ms)")
         if not 0 < self.f0_min < self.f0_max:
@@ -88,13 +83,12 @@ class F0Params:
 
 
 def canonical_method(method: str) -> str:
-    m = method.strip().lower()
-    return _ALIASES.get(m, m)
+    return _REGISTRY.canonical(method.strip().lower())
 
 
 def available_methods() -> list[str]:
     """Registered method names (rmvpe is listed; it needs its weights file at run time)."""
-    return sorted(_REGISTRY) + sorted(_ALIASES)
+    return _REGISTRY.names()
 
 
 def recommended_method(cuda: bool) -> str:
@@ -110,27 +104,18 @@ def n_frames(n_samples: int, sr: int, hop_s: float) -> int:
     return max(0, math.ceil(n_samples / (sr * hop_s) - 1e-9))
 
 
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class F0Extractor(ABC):
     """One F0 method. Instances are cached per process (:func:`get_extractor`) and keep their
     loaded models (:meth:`_cached`), so each model is loaded once per worker."""
 
     name: str = ""
 
-    def _cached(self, key: object, load: Callable[[], Any]) -> Any:
+    def __init__(self) -> None:
+        self._models: ModelCache[Hashable, Any] = ModelCache()
+
+    def _cached(self, key: Hashable, load: Callable[[], Any]) -> Any:
         """The model for ``key`` (e.g. a device), loaded by ``load()`` on first use."""
-        with _MODELS_LOCK:
-            models = self.__dict__.setdefault("_models", {})
-            if key not in models:
-                models[key] = load()
-            return models[key]
+        return self._models.get_or_load(key, load)
 
     @abstractmethod
     def compute(
@@ -148,17 +133,7 @@ class F0Extractor(ABC):
 
 def get_extractor(method: str) -> F0Extractor:
     """The process-wide instance of ``method`` (imported and built on first use)."""
-    name = canonical_method(method)
-    if name not in _REGISTRY:
-        raise BadInputError(
-            f"unknown F0 method '{method}'; choose one of: " + ", ".join(available_methods())
-        )
-    with _LOCK:
-        inst = _INSTANCES.get(name)
-        if inst is None:
-            module_name, attr = _REGISTRY[name].split(":")
-            inst = getattr(importlib.import_module(module_name), attr)()
-            _INSTANCES[name] = inst
+    inst: F0Extractor = _REGISTRY.instance(canonical_method(method))
     return inst
 
 

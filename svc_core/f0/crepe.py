@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from svc_core.audio.dsp import resample
-from svc_core.f0.base import F0Extractor, F0Params, resolve_device
+from svc_core.f0.base import F0Extractor, F0Params
+from svc_core.utils import resolve_device
 
 CREPE_SR = 16000
 DEFAULT_PERIODICITY = 0.1

@@ -9,7 +9,8 @@ import io
 import numpy as np
 
 from svc_core.audio.dsp import resample
-from svc_core.f0.base import F0Extractor, F0Params, resolve_device
+from svc_core.f0.base import F0Extractor, F0Params
+from svc_core.utils import resolve_device
 
 FCPE_SR = 16000
 DEFAULT_THRESHOLD = 0.006  # torchfcpe's own voicing threshold

@@ -22,7 +22,8 @@ import numpy as np
 
 from svc_core.audio.dsp import resample
 from svc_core.errors import AssetMissingError, IncompatibleError
-from svc_core.f0.base import F0Extractor, F0Params, resolve_device
+from svc_core.f0.base import F0Extractor, F0Params
+from svc_core.utils import resolve_device
 
 RMVPE_SR = 16000
 RMVPE_HOP = 160

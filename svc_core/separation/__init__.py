@@ -28,9 +28,9 @@ from svc_core.separation.separate import (
 
 def clear_model_cache(backend: str = "audio-separator") -> None:
     """Unload every separation model this process loaded (the next job loads again)."""
-    from svc_core.separation.backend import _instances
+    from svc_core.separation.backend import BACKENDS
 
-    inst = _instances.get(backend)
+    inst = BACKENDS.instances.get(backend)
     if inst is not None and hasattr(inst, "clear"):
         inst.clear()
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from svc_core.errors import AssetMissingError, BadAudioError, SvcError
 from svc_core.separation.backend import BackendOptions, SeparatorBackend
+from svc_core.utils import ModelCache
 
 SAMPLE_RATE = 44100
 # Stems are rescaled by audio-separator only above this peak: i.e. never, in practice.
@@ -116,8 +117,7 @@ class AudioSeparatorBackend(SeparatorBackend):
     """Separation through ``audio_separator.separator.Separator``; models cached per process."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple, _Loaded] = {}
-        self._cache_lock = threading.Lock()
+        self._cache: ModelCache[tuple, _Loaded] = ModelCache()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -128,12 +128,9 @@ class AudioSeparatorBackend(SeparatorBackend):
         st = (models_dir / model_file).stat()
         # A replaced file (re-pulled after damage) must not reuse the old loaded model.
         key = (str(models_dir.resolve()), model_file, st.st_size, st.st_mtime_ns, opts)
-        with self._cache_lock:
-            loaded = self._cache.get(key)
-            if loaded is None:
-                loaded = _Loaded(self._new_separator(model_file, models_dir, work_dir, opts))
-                self._cache[key] = loaded
-        return loaded
+        return self._cache.get_or_load(
+            key, lambda: _Loaded(self._new_separator(model_file, models_dir, work_dir, opts))
+        )
 
     def _new_separator(
         self, model_file: str, models_dir: Path, work_dir: Path, opts: BackendOptions
@@ -240,10 +237,8 @@ class AudioSeparatorBackend(SeparatorBackend):
 
     def loaded_models(self) -> list[tuple]:
         """Cache keys of the models loaded in this process (for tests and diagnostics)."""
-        with self._cache_lock:
-            return list(self._cache)
+        return list(self._cache)
 
     def clear(self) -> None:
         """Forget every loaded model (frees memory; the next run loads again)."""
-        with self._cache_lock:
-            self._cache.clear()
+        self._cache.clear()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+
+from svc_core.utils import LazyRegistry
 
 
 @dataclass(frozen=True)
@@ -45,21 +45,13 @@ class SeparatorBackend(ABC):
         """
 
 
-BACKENDS: dict[str, str] = {
-    "audio-separator": "svc_core.separation.audio_separator_backend:AudioSeparatorBackend",
-}
-_instances: dict[str, SeparatorBackend] = {}
-_instances_lock = threading.Lock()
+BACKENDS: LazyRegistry[type[SeparatorBackend]] = LazyRegistry(
+    {"audio-separator": "svc_core.separation.audio_separator_backend:AudioSeparatorBackend"},
+    unknown="unknown separator backend",
+)
 
 
 def get_backend(name: str = "audio-separator") -> SeparatorBackend:
     """The process-wide instance of backend ``name`` (it caches loaded models)."""
-    if name not in BACKENDS:
-        from svc_core.errors import BadInputError
-
-        raise BadInputError(f"unknown separator backend '{name}'; known: {', '.join(BACKENDS)}")
-    with _instances_lock:
-        if name not in _instances:
-            module_name, attr = BACKENDS[name].split(":")
-            _instances[name] = getattr(importlib.import_module(module_name), attr)()
-        return _instances[name]
+    backend: SeparatorBackend = BACKENDS.instance(name)
+    return backend

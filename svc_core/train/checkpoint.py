@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from svc_core.errors import IncompatibleError
+from svc_core.utils import atomic_path, atomic_write
 
 CHECKPOINT_FORMAT = "svc-studio/train-checkpoint"
 CHECKPOINT_VERSION = 2  # 2: so-vits-svc 5.0's architecture
@@ -49,54 +50,20 @@ def step_name(step: int) -> str:
     return f"step_{step:08d}.pt"
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_torch_save(obj: Any, path: Path) -> Path:
     """``torch.save`` to ``path`` via temp file + fsync + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-    return path
+    with atomic_write(path, fsync=True) as f:
+        torch.save(obj, f)
+    return Path(path)
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
     """Point ``dst`` at ``src``'s content atomically: a hard link (no extra disk) or a copy."""
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
+    with atomic_path(dst, fsync=True) as tmp:
         try:
             os.link(src, tmp)
         except OSError:  # filesystems without hard links (some network/FUSE mounts)
             shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(dst.parent)
 
 
 def sweep_temp_files(folder: Path) -> None:

@@ -45,7 +45,6 @@ the batches that an uninterrupted one would. Random crops of long slices are see
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +55,7 @@ import torch
 
 from svc_core.errors import BadInputError, IncompatibleError
 from svc_core.model.align import align_to_frames
+from svc_core.utils import write_atomic
 
 MANIFEST_NAME = "manifest.json"
 DATASET_FORMAT = "svc-studio/dataset"
@@ -109,12 +109,7 @@ class DatasetManifest:
 
 def write_manifest(dataset_dir: Path, manifest: DatasetManifest) -> Path:
     """Write ``manifest.json`` atomically (temp file + rename)."""
-    dataset_dir = Path(dataset_dir)
-    path = dataset_dir / MANIFEST_NAME
-    tmp = dataset_dir / f".{MANIFEST_NAME}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=1), "utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(Path(dataset_dir) / MANIFEST_NAME, json.dumps(manifest.to_dict(), indent=1))
 
 
 def load_manifest(dataset_dir: Path) -> DatasetManifest:

@@ -27,6 +27,7 @@ from svc_core.model.package import (
     load_voice_package,
 )
 from svc_core.train import checkpoint as ck
+from svc_core.utils import atomic_path
 
 __all__ = [
     "VoicePackage",
@@ -114,25 +115,15 @@ def write_voice_package(
     np.save(spk_buf, np.asarray(speaker, np.float32))
 
     dest = Path(dest_zip)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w") as z:
-            z.writestr(INFO_NAME, json.dumps(full, indent=1), zipfile.ZIP_DEFLATED)
-            z.writestr(
-                CONFIG_NAME, yaml.safe_dump(config.to_dict(), sort_keys=False), zipfile.ZIP_DEFLATED
-            )
-            z.writestr(WEIGHTS_NAME, weights.getvalue(), zipfile.ZIP_STORED)
-            z.writestr(SPEAKER_NAME, spk_buf.getvalue(), zipfile.ZIP_DEFLATED)
-            if index is not None:
-                z.write(index, INDEX_NAME, zipfile.ZIP_STORED)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    ck.fsync_dir(dest.parent)
+    with atomic_path(dest, fsync=True) as tmp, zipfile.ZipFile(tmp, "w") as z:
+        z.writestr(INFO_NAME, json.dumps(full, indent=1), zipfile.ZIP_DEFLATED)
+        z.writestr(
+            CONFIG_NAME, yaml.safe_dump(config.to_dict(), sort_keys=False), zipfile.ZIP_DEFLATED
+        )
+        z.writestr(WEIGHTS_NAME, weights.getvalue(), zipfile.ZIP_STORED)
+        z.writestr(SPEAKER_NAME, spk_buf.getvalue(), zipfile.ZIP_DEFLATED)
+        if index is not None:
+            z.write(index, INDEX_NAME, zipfile.ZIP_STORED)
     return dest
 
 

@@ -65,6 +65,7 @@ from svc_core.train.events import (
 )
 from svc_core.train.state import Counters, TrainState
 from svc_core.train.steps import StepContext, evaluate, train_step
+from svc_core.utils import file_sha256, resolve_device, write_atomic
 
 EventFn = Callable[[TrainEvent], None]
 METRICS_NAME = "metrics.jsonl"
@@ -176,25 +177,6 @@ class TrainResult:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInputError(f"device '{name}' was asked for, but this machine has no CUDA GPU")
-    return dev
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _dataset_fingerprint(ds: SliceDataset) -> str:
     import hashlib
 
@@ -271,7 +253,7 @@ def load_base_weights(
         "kind": "base_model",
         "name": path.name,
         "format": fmt,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "discriminator": d_state is not None,
         "partial": partial,
     }
@@ -288,9 +270,7 @@ def _truncate_metrics(path: Path, max_step: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue  # a line cut by a crash
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(x + "\n" for x in keep), "utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, "".join(x + "\n" for x in keep))
 
 
 class _RunLock:
@@ -395,7 +375,7 @@ class _Run:
             self.notes.append("the dataset has no validation slices: validating on training ones")
         self.batches_per_epoch = math.ceil(len(self.train_ds) / t.batch_size)
 
-        self.device = resolve_device(params.device)
+        self.device = torch.device(resolve_device(params.device))
         self.cuda = self.device.type == "cuda"
         amp_dtype = None
         if self.cuda and t.precision != "fp32":

@@ -11,7 +11,8 @@ import soundfile as sf
 from svc_core.audio.dsp import loudness_lufs, normalize_loudness, peak_dbfs, resample, to_channels
 from svc_core.audio.io import load_audio, probe, save_wav
 from svc_core.errors import BadAudioError, Cancelled
-from svc_core.ingest import IngestParams, file_sha256, ingest_file
+from svc_core.ingest import IngestParams, ingest_file
+from svc_core.utils import file_sha256
 from tests.common import synth
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
