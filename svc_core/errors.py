@@ -31,5 +31,9 @@ class StageNotAvailableError(SvcError):
     """A pipeline stage that is not built yet. The job fails with this message."""
 
 
-class Cancelled(SvcError):
-    """Raised inside long work when ``should_stop()`` returned True."""
+class Cancelled(Exception):
+    """Raised inside long work when ``should_stop()`` returned True.
+
+    Not an :class:`SvcError`: a cancel is not a failure, so the ``except SvcError`` of the
+    commands and of the worker's failure handling never swallow it; whoever asked for the
+    stop catches it by name (the worker's runner, ``svc-studio train``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -112,8 +113,9 @@ def train_cmd(
             result = train(
                 dataset_dir, out_dir, config_name, params, should_stop=stop, on_event=on_event
             )
-    except Cancelled as exc:
-        raise click.ClickException(str(exc)) from exc
+    except Cancelled as exc:  # SIGINT/SIGTERM: stopped on request, after saving; not an error
+        click.echo(f"stopped: {exc}", err=True)
+        sys.exit(130)
     except SvcError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
