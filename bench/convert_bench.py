@@ -43,8 +43,8 @@ from svc_core.f0.base import F0Params  # noqa: E402
 from svc_core.model.builders import build_generator  # noqa: E402
 from svc_core.model.config import load_config  # noqa: E402
 from svc_core.model.inference import VoiceModel  # noqa: E402
-from tests import synth  # noqa: E402
-from tests.tiny_assets import install_tiny_assets  # noqa: E402
+from tests.common import synth  # noqa: E402
+from tests.common.tiny_assets import install_tiny_assets  # noqa: E402
 
 
 def vs_sovits5(seconds: float, repeats: int) -> dict:
@@ -55,7 +55,7 @@ def vs_sovits5(seconds: float, repeats: int) -> dict:
     import yaml
 
     from svc_core.model.inference import load_voice_model
-    from tests import sovits5_golden as G
+    from tests.common import sovits5_golden as G
 
     repo = os.environ.get("SOVITS5_REPO")
     if not repo:

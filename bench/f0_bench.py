@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from svc_core.f0 import F0Params, extract_f0, f0_accuracy, n_frames  # noqa: E402
-from tests.synth import silence, tone, tone_f0  # noqa: E402
+from tests.common.synth import silence, tone, tone_f0  # noqa: E402
 
 SR = 44100
 HOP = 0.01

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from svc_core.content.extract import ContentExtractor, ContentParams  # noqa: E402
 from svc_core.retrieval import build_index, protect_unvoiced, retrieve  # noqa: E402
-from tests import synth  # noqa: E402
+from tests.common import synth  # noqa: E402
 
 TRAIN_TEXT = [
     "The quick brown fox jumps over the lazy dog near the river bank.",

@@ -19,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from svc_core.audio.slicer import SliceParams, slice_audio, slice_file  # noqa: E402
-from tests.synth import noise, tone, write  # noqa: E402
+from tests.common.synth import noise, tone, write  # noqa: E402
 
 SR = 44100
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from svc_core import recipes
 from svc_core.audio.slicer import SliceParams, manifest_path, slice_file
 from svc_core.errors import BadAudioError, BadInputError
 from svc_core.ingest import IngestParams, ingest_file
@@ -34,9 +35,9 @@ STAGES = ("ingest", "separate", "slice", "preprocess", "train", "convert", "mix"
 @dataclass(frozen=True)
 class PipelineParams:
     config: str = "base"
-    f0_method: str | None = None  # None: crepe full on CUDA, crepe tiny on CPU
-    ppg_model: str | None = "whisper-large-v2"  # asset names (svc-studio assets list)
-    vec_model: str | None = "hubert-soft"
+    f0_method: str | None = None  # None: the device's (svc_core.recipes.choose_f0_method)
+    ppg_model: str | None = recipes.DEFAULT_PPG_MODEL  # asset names (svc-studio assets list)
+    vec_model: str | None = recipes.DEFAULT_VEC_MODEL
     separation_model: str | None = None
     dereverb: bool = False
     references_are_vocals: bool = False
@@ -48,6 +49,7 @@ class PipelineParams:
     # "none": from scratch; else an asset name or a model file to fine-tune from
     base_model: str | None = None
     speaker_encoder: str | None = None  # None: follows the base model (recipes.plan_start)
+    target_lufs: float | None = recipes.DEFAULT_TARGET_LUFS  # slices' loudness before features
     transpose: float | None = 0.0  # None: automatic
     slicer: SliceParams = field(default_factory=SliceParams)
     mix: MixParams = field(default_factory=MixParams)
@@ -80,14 +82,11 @@ def run_pipeline(
     should_stop: StopFn | None = None,
 ) -> PipelineResult:
     """Run (or resume) the whole workflow. ``progress(stage, fraction)`` per stage."""
-    from svc_core.assets import asset_path
-    from svc_core.convert.engine import ConvertParams, convert_file, reference_f0_from_histogram
-    from svc_core.f0.base import canonical_method, recommended_method
-    from svc_core.preprocess import build_dataset, params_for
+    from svc_core.convert.engine import convert_file, reference_f0_from_histogram
+    from svc_core.preprocess import build_dataset
     from svc_core.quality import quality_report
-    from svc_core.recipes import SOVITS5_SPEAKER, plan_start, resolve_base_model
     from svc_core.report.coverage import SliceStats, coverage_report
-    from svc_core.separation import DEREVERB_MODEL, SeparationParams, default_model, separate
+    from svc_core.separation import separate
     from svc_core.train.package import export_voice_package
     from svc_core.train.trainer import TrainParams, train
 
@@ -121,14 +120,10 @@ def run_pipeline(
     report("ingest", 1.0)
 
     # 2. separate
-    second = DEREVERB_MODEL if params.dereverb else None
-
     def stems(path: Path, vocals_only: bool, i: int, n: int) -> Path:
         check_stop(should_stop)
-        sp = SeparationParams(
-            model=params.separation_model or default_model(cuda),
-            second_pass=second,
-            input_kind="vocals" if vocals_only else "mixture",
+        sp = recipes.separation_params(
+            params.separation_model, cuda=cuda, dereverb=params.dereverb, vocals_only=vocals_only
         )
         folder = work / "stems" / f"{path.stem}-{_key(asdict(sp))}"
         if not (folder / "vocals.wav").exists():
@@ -175,30 +170,20 @@ def run_pipeline(
     report("slice", 1.0)
 
     # 4. preprocess (the start plan decides the speaker encoder: 5.0's pretrain needs 5.0's)
-    f0_method = canonical_method(params.f0_method or recommended_method(cuda))
-    plan = plan_start(
-        params.base_model,
+    features = recipes.choose_features(
+        models_dir=models,
+        cuda=cuda,
         config=params.config,
+        f0_method=params.f0_method,
         ppg_model=params.ppg_model,
         vec_model=params.vec_model,
-        models_dir=models,
+        base_model=params.base_model,
         speaker_encoder=params.speaker_encoder,
+        target_lufs=params.target_lufs,
     )
-
-    def resolve(name: str | None) -> str | None:
-        return str(asset_path(name, models)) if name else None
-
-    pp = params_for(
-        params.config,
-        f0_method=f0_method,
-        ppg_checkpoint=resolve(params.ppg_model),
-        vec_checkpoint=resolve(params.vec_model),
-        device=device,
-        f0_weights=resolve("rmvpe") if f0_method == "rmvpe" else None,
-        speaker_encoder=plan.speaker_encoder,
-        speaker_model=resolve(SOVITS5_SPEAKER) if plan.speaker_encoder == "sovits5" else None,
-    )
-    f0p, content = pp.f0, pp.content
+    plan = recipes.StartPlan(**features.start)
+    pp = recipes.preprocess_params(features, models_dir=models, device=device)
+    f0p = pp.f0
     dataset = work / "dataset"
     built = build_dataset(
         slices, dataset, pp, sub_progress(report, "preprocess", 0, 0.95), should_stop
@@ -219,7 +204,7 @@ def run_pipeline(
         max_steps=params.max_steps,
         max_epochs=params.max_epochs,
         max_seconds=None if minutes is None else minutes * 60.0,
-        base_model=resolve_base_model(plan.base_model, models, allow_files=True),
+        base_model=recipes.resolve_base_model(plan.base_model, models, allow_files=True),
         device=params.device,
         save_every_s=120.0,
     )
@@ -233,13 +218,7 @@ def run_pipeline(
     )
     package = work / "voice.zip"
     meta = {
-        "features": {
-            "config": params.config,
-            "f0_method": f0_method,
-            "ppg_model": params.ppg_model,
-            "vec_model": params.vec_model,
-            "speaker_encoder": plan.speaker_encoder,
-        },
+        "features": features.to_dict(),
         "start": plan.to_dict(),
         "pitch_histogram": coverage.get("histogram"),
         "pitch_hop_s": hop_s,
@@ -255,7 +234,9 @@ def run_pipeline(
     report("train", 1.0)
 
     # 6. convert
-    cp = ConvertParams(transpose=params.transpose, f0=f0p, content=content)
+    cp = recipes.convert_params(
+        features, models_dir=models, device=device, has_index=False, transpose=params.transpose
+    )
     conv_dir = (
         work
         / "convert"

@@ -28,6 +28,7 @@ from svc_core.content.extract import ContentExtractor, ContentParams
 from svc_core.errors import BadAudioError, BadInputError
 from svc_core.f0.base import F0Params, extract_f0
 from svc_core.progress import ProgressFn, StopFn, check_stop
+from svc_core.recipes import DEFAULT_TARGET_LUFS
 from svc_core.speaker import (
     SpeakerParams,
     centroid,
@@ -51,7 +52,7 @@ class PreprocessParams:
     f0: F0Params = field(default_factory=F0Params)
     content: ContentParams = field(default_factory=ContentParams)
     speaker: SpeakerParams = field(default_factory=SpeakerParams)
-    target_lufs: float | None = -20.0  # None: keep the slices' own level
+    target_lufs: float | None = DEFAULT_TARGET_LUFS  # None: keep the slices' own level
     valid_fraction: float = 0.05
     max_valid: int = 8
     min_slice_s: float = 0.5  # shorter slices carry too little to learn from

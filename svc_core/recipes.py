@@ -18,6 +18,15 @@ from pathlib import Path
 
 from svc_core.errors import AssetMissingError, BadInputError
 
+# defaults written once, for the API, the workers and the CLI (bench/retrieval.md for the
+# retrieval ones: 0.75 moves a source singer's features most of the way to the target)
+DEFAULT_PPG_MODEL = "whisper-large-v2"
+DEFAULT_VEC_MODEL = "hubert-soft"
+DEFAULT_TARGET_LUFS = -20.0
+DEFAULT_RETRIEVAL_RATIO = 0.75
+DEFAULT_PROTECT = 0.33
+DEFAULT_VOLUME_ENVELOPE = 1.0
+
 SOVITS5_PRETRAIN = "sovits5-pretrain"
 SOVITS5_SPEAKER = "sovits5-speaker"
 SCRATCH = "none"  # base_model value that asks for a run from scratch
@@ -158,3 +167,193 @@ def resolve_base_model(
     if not path.is_file():
         raise BadInputError(f"base model '{name_or_path}' is neither an asset nor a file")
     return path
+
+
+# --- request + device -> engine parameters ---------------------------------------------------
+# One resolver for `svc-studio pipeline` and the workers' stages: the defaults that depend on
+# the device (F0 method, separation model) and on what the voice has (retrieval index) are
+# chosen here and nowhere else. Engine modules are imported inside the functions so this module
+# stays importable by the API process (no torch).
+
+
+def choose_f0_method(requested: str | None, *, cuda: bool) -> str:
+    """The F0 method's canonical name: the requested one, else the device's recommendation
+    (crepe full on a GPU, FCPE on a CPU)."""
+    from svc_core.f0.base import canonical_method, recommended_method
+
+    return canonical_method(requested or recommended_method(cuda))
+
+
+def choose_retrieval_ratio(requested: float | None, *, has_index: bool) -> float:
+    """None means: retrieval at the default ratio when the voice has an index, else off."""
+    if requested is None:
+        return DEFAULT_RETRIEVAL_RATIO if has_index else 0.0
+    return float(requested)
+
+
+@dataclass(frozen=True)
+class Features:
+    """A voice's feature settings, chosen once when its dataset is built and stored with the
+    voice, so conversion reuses exactly what training used.
+
+    Attributes:
+        config: model config name (its sample rate and hop are copied here).
+        f0_method: canonical F0 method name.
+        ppg_model, vec_model: content-encoder asset names (None = not used).
+        speaker_encoder: ``sovits5`` or ``ge2e``.
+        start: the start plan (``StartPlan.to_dict()``): base model and why.
+        target_lufs: slices' loudness before features (None = as they are).
+    """
+
+    config: str
+    f0_method: str
+    ppg_model: str | None
+    vec_model: str | None
+    speaker_encoder: str
+    start: dict
+    sample_rate: int
+    hop_length: int
+    target_lufs: float | None = DEFAULT_TARGET_LUFS
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Features:
+        """Read stored settings (older voices lack some fields: their defaults apply)."""
+        return cls(
+            config=d.get("config") or "base",
+            f0_method=d["f0_method"],
+            ppg_model=d.get("ppg_model"),
+            vec_model=d.get("vec_model"),
+            speaker_encoder=d.get("speaker_encoder") or "ge2e",
+            start=dict(d.get("start") or {}),
+            sample_rate=int(d.get("sample_rate") or 32000),
+            hop_length=int(d.get("hop_length") or 320),
+            target_lufs=d.get("target_lufs", DEFAULT_TARGET_LUFS),
+        )
+
+
+def choose_features(
+    *,
+    models_dir: str | os.PathLike,
+    cuda: bool,
+    config: str = "base",
+    f0_method: str | None = None,
+    ppg_model: str | None = DEFAULT_PPG_MODEL,
+    vec_model: str | None = DEFAULT_VEC_MODEL,
+    base_model: str | None = None,
+    speaker_encoder: str | None = None,
+    target_lufs: float | None = DEFAULT_TARGET_LUFS,
+) -> Features:
+    """A training request on a device → the voice's feature settings (with the start plan)."""
+    from svc_core.model.config import load_config
+
+    if not ppg_model and not vec_model:
+        raise BadInputError("Choose a PPG model, a vec model or both for the content features.")
+    plan = plan_start(
+        base_model,
+        config=config,
+        ppg_model=ppg_model or None,
+        vec_model=vec_model or None,
+        models_dir=models_dir,
+        speaker_encoder=speaker_encoder,
+    )
+    cfg = load_config(config)
+    return Features(
+        config=config,
+        f0_method=choose_f0_method(f0_method, cuda=cuda),
+        ppg_model=ppg_model or None,
+        vec_model=vec_model or None,
+        speaker_encoder=plan.speaker_encoder,
+        start=plan.to_dict(),
+        sample_rate=cfg.audio.sample_rate,
+        hop_length=cfg.audio.hop_length,
+        target_lufs=target_lufs,
+    )
+
+
+def _asset(name: str | None, models_dir: str | os.PathLike) -> str | None:
+    from svc_core.assets import asset_path
+
+    return str(asset_path(name, models_dir)) if name else None
+
+
+def preprocess_params(
+    features: Features,
+    *,
+    models_dir: str | os.PathLike,
+    device: str,
+    with_speaker: bool = True,
+    f0_method: str | None = None,
+):
+    """Engine settings (``svc_core.preprocess.PreprocessParams``) of a voice's features on
+    ``device`` (a torch device name; ``with_speaker=False``: conversion, which needs no
+    speaker encoder; ``f0_method``: a conversion's override of the voice's method)."""
+    from dataclasses import replace
+
+    from svc_core.preprocess import params_for
+
+    method = choose_f0_method(f0_method or features.f0_method, cuda=device != "cpu")
+    encoder = features.speaker_encoder if with_speaker else "ge2e"
+    params = params_for(
+        features.config,  # sample rate and hop; conversion uses the model's
+        f0_method=method,
+        ppg_checkpoint=_asset(features.ppg_model, models_dir),
+        vec_checkpoint=_asset(features.vec_model, models_dir),
+        device=device,
+        f0_weights=_asset("rmvpe", models_dir) if method == "rmvpe" else None,
+        speaker_encoder=encoder,
+        speaker_model=_asset(SOVITS5_SPEAKER, models_dir) if encoder == "sovits5" else None,
+    )
+    return replace(params, target_lufs=features.target_lufs)
+
+
+def separation_params(
+    model: str | None,
+    *,
+    cuda: bool,
+    dereverb: bool = False,
+    vocals_only: bool = False,
+    max_duration_s: float | None = None,
+):
+    """``svc_core.separation.SeparationParams``: the requested model, else the device's
+    default; 5.0-style dereverb as a second pass; vocals-only inputs skip the main pass."""
+    from svc_core.separation import DEREVERB_MODEL, SeparationParams, default_model
+
+    extra = {} if max_duration_s is None else {"max_duration_s": max_duration_s}
+    return SeparationParams(
+        model=model or default_model(cuda),
+        second_pass=DEREVERB_MODEL if dereverb else None,
+        input_kind="vocals" if vocals_only else "mixture",
+        **extra,
+    )
+
+
+def convert_params(
+    features: Features,
+    *,
+    models_dir: str | os.PathLike,
+    device: str,
+    has_index: bool,
+    f0_method: str | None = None,
+    transpose: float | str | None = 0.0,
+    retrieval_ratio: float | None = None,
+    protect: float = DEFAULT_PROTECT,
+    volume_envelope: float = DEFAULT_VOLUME_ENVELOPE,
+):
+    """``svc_core.convert.engine.ConvertParams`` for a voice: its F0 method (unless
+    overridden) and content encoders; ``transpose`` "auto" or None = into the voice's range."""
+    from svc_core.convert.engine import ConvertParams
+
+    base = preprocess_params(
+        features, models_dir=models_dir, device=device, with_speaker=False, f0_method=f0_method
+    )
+    return ConvertParams(
+        transpose=None if transpose in (None, "auto") else float(transpose),  # type: ignore[arg-type]
+        f0=base.f0,
+        content=base.content,
+        retrieval_ratio=choose_retrieval_ratio(retrieval_ratio, has_index=has_index),
+        protect=float(protect),
+        volume_envelope=float(volume_envelope),
+    )

@@ -39,10 +39,7 @@ INDEX_VERSION = 1
 MAX_VECTORS = 200_000  # above this, k-means reduction first (RVC)
 KMEANS_CENTROIDS = 10_000
 NEIGHBOURS = 8
-# defaults chosen from bench/retrieval.md: ratio 0.75 moves a source singer's features from a
-# 0.10 to a 0.90 "target" probability; protect 0.33 cuts the change of unvoiced frames to a third
-DEFAULT_RATIO = 0.75
-DEFAULT_PROTECT = 0.33
+# the default ratio and protect are svc_core.recipes' (chosen from bench/retrieval.md)
 SEED = 1234
 _MAX_MEMBER_BYTES = 4 << 30
 

@@ -59,3 +59,30 @@ def task_name(stage: Stage | str) -> str:
 
 def queue_for(stage: Stage | str) -> str:
     return STAGE_QUEUE[Stage(stage)].value
+
+
+class ArtifactKind(enum.StrEnum):
+    """What a stored file is. Tracks: ``decoded`` (the upload as 44.1 kHz WAV), the stems
+    of separation (``vocals``, ``instrumental``, ``reverb``, ``backing_vocals``,
+    ``vocals_before_second_pass``), ``slices``. Voices: ``spk`` (the model's speaker
+    vector), ``spk_judge`` (the GE2E centroid the quality report uses), ``voice_package``,
+    ``retrieval_index``, ``metrics``, ``preview``. Conversions: ``source_f0``,
+    ``converted_vocals_model_rate``, ``converted_vocals``, ``mix``."""
+
+    decoded = "decoded"
+    vocals = "vocals"
+    instrumental = "instrumental"
+    reverb = "reverb"
+    backing_vocals = "backing_vocals"
+    vocals_before_second_pass = "vocals_before_second_pass"
+    slices = "slices"
+    spk = "spk"
+    spk_judge = "spk_judge"
+    voice_package = "voice_package"
+    retrieval_index = "retrieval_index"
+    metrics = "metrics"
+    preview = "preview"
+    source_f0 = "source_f0"
+    converted_vocals_model_rate = "converted_vocals_model_rate"
+    converted_vocals = "converted_vocals"
+    mix = "mix"

@@ -12,20 +12,14 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from celery import Celery
-from sqlalchemy import case, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app.core import jobstate
 from app.core.config import Settings
-from app.core.db.models import Job, JobStatus, utcnow
 from app.core.names import queue_for, task_name
 
 log = logging.getLogger(__name__)
-
-BROKER_DOWN = (
-    "{stage}: waiting for the job queue (the broker is unreachable); the job is sent to a "
-    "worker as soon as the broker is back"
-)
 
 
 @lru_cache(maxsize=4)
@@ -68,37 +62,13 @@ def send_and_record(session: Session, send: Callable[[], None], *, job_id: str, 
         log.warning("job %s: broker refused stage %s (%s); left for the sweep", job_id, stage, exc)
         sent = False
     try:
-        (_mark_dispatched if sent else _mark_undispatched)(session, job_id=job_id, stage=stage)
+        mark = jobstate.mark_dispatched if sent else jobstate.mark_undispatched
+        mark(session, job_id=job_id, stage=stage)
         session.commit()
     except OperationalError as exc:
         session.rollback()
         log.warning("job %s: could not record the send of stage %s: %s", job_id, stage, exc)
     return sent
-
-
-def _mark_dispatched(session: Session, *, job_id: str, stage: str) -> None:
-    """Record that the broker holds the message for the job's current queued stage (and
-    take back a "waiting for the job queue" status line)."""
-    down = BROKER_DOWN.format(stage=stage)
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.stage == stage, Job.status == JobStatus.queued.value)
-        .values(
-            dispatched_at=utcnow(),
-            message=case(
-                (Job.message == down, f"{stage}: waiting for a worker"), else_=Job.message
-            ),
-        )
-    )
-
-
-def _mark_undispatched(session: Session, *, job_id: str, stage: str) -> None:
-    """The broker refused the message: say so on the job, which stays queued and unsent."""
-    session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.stage == stage, Job.status == JobStatus.queued.value)
-        .values(message=BROKER_DOWN.format(stage=stage))
-    )
 
 
 def check_broker(settings: Settings, timeout: float = 2.0) -> str | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from svc_core import recipes
 from svc_core.commands.assets import models_dir_option, resolve_models_dir
 
 
@@ -65,19 +66,19 @@ def _transpose(value: str) -> float | None:
     type=click.FloatRange(0, 1),
     default=None,
     help="Blend of the source's content features with the voice's nearest training frames "
-    "[default: 0.75 with --index, else 0].",
+    f"[default: {recipes.DEFAULT_RETRIEVAL_RATIO} with --index, else 0].",
 )
 @click.option(
     "--protect",
     type=click.FloatRange(0, 0.5),
-    default=0.33,
+    default=recipes.DEFAULT_PROTECT,
     show_default=True,
     help="Keep 1-protect of the original features on unvoiced frames (0.5 = off).",
 )
 @click.option(
     "--volume-envelope",
     type=click.FloatRange(0, 1),
-    default=1.0,
+    default=recipes.DEFAULT_VOLUME_ENVELOPE,
     show_default=True,
     help="1 keeps the output's loudness; 0 gives it the source's envelope (RVC rms_mix_rate).",
 )
@@ -120,7 +121,7 @@ def convert_cmd(
         reference_f0_from_histogram,
     )
     from svc_core.errors import SvcError
-    from svc_core.f0.base import F0Params, recommended_method
+    from svc_core.f0.base import F0Params
     from svc_core.speaker import load_spk, mix_speakers
     from svc_core.utils import resolve_device
 
@@ -141,17 +142,16 @@ def convert_cmd(
         params = ConvertParams(
             transpose=_transpose(transpose),
             f0=F0Params(
-                method=f0_method or feats.get("f0_method") or recommended_method(cuda), device=dev
+                method=recipes.choose_f0_method(f0_method or feats.get("f0_method"), cuda=cuda),
+                device=dev,
             ),
             content=ContentParams(
                 ppg_checkpoint=resolve_checkpoint(ppg_name, models),
                 vec_checkpoint=resolve_checkpoint(vec_name, models),
                 device=dev,
             ),
-            retrieval_ratio=(
-                retrieval_ratio
-                if retrieval_ratio is not None
-                else (0.75 if index_path is not None else 0.0)
+            retrieval_ratio=recipes.choose_retrieval_ratio(
+                retrieval_ratio, has_index=index_path is not None
             ),
             protect=protect,
             volume_envelope=volume_envelope,

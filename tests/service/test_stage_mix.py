@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from app.core import jobstate
 from app.core.db import crud
 from app.core.db.models import Artifact, Conversion, Job, Track
 from tests.common import synth
@@ -70,7 +71,7 @@ def _setup(rt, tmp_path, *, transpose=12.0, with_instrumental=True):
 
 def _run_mix_job(rt, uid, cid, options=None, kind="remix"):
     with rt.scope() as s:
-        job = crud.create_job(
+        job = jobstate.create(
             s,
             user_id=uid,
             kind=kind,

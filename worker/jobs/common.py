@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 
+from app.core import keys
 from app.core.db.models import Artifact, Conversion, Job, Track, TrackStatus, Voice
-from app.core.names import JobKind
-from svc_core.errors import BadInputError
+from app.core.names import ArtifactKind, JobKind, Stage
+from app.core.params import ConversionOptions, ConversionParams, IngestParams, parse_params
+from svc_core.errors import BadInputError, StageNotAvailableError
+from svc_core.recipes import Features
+from svc_core.utils import resolve_device
 from worker.jobs.runtime import JobHandle, Runtime
 
 
@@ -20,24 +25,55 @@ from worker.jobs.runtime import JobHandle, Runtime
 class JobSnapshot:
     id: str
     user_id: str
-    kind: str
-    params: dict[str, Any]
+    kind: JobKind
+    params: Any  # the kind's model from app.core.params (TrainRequest, ConversionParams, …)
     voice_id: str | None
     conversion_id: str | None
 
 
 def snapshot(rt: Runtime, h: JobHandle) -> JobSnapshot:
+    """The job as its stage functions read it, with its parameters parsed by the same model
+    the API validated them with."""
     with rt.scope() as s:
         job = s.get(Job, h.job_id)
         assert job is not None
+        try:
+            params = parse_params(job.kind, job.params)
+        except ValidationError as exc:
+            raise BadInputError(
+                f"This {job.kind} job's settings are not valid for this worker's version of "
+                f"svc-studio (update the worker, or start the job again): {plain(exc)}"
+            ) from exc
+        except ValueError as exc:  # a kind of job a newer API knows
+            raise StageNotAvailableError(
+                f"This worker's version of svc-studio does not know '{job.kind}' jobs: "
+                "update the worker."
+            ) from exc
         return JobSnapshot(
             id=job.id,
             user_id=job.user_id,
-            kind=job.kind,
-            params=dict(job.params or {}),
+            kind=JobKind(job.kind),
+            params=params,
             voice_id=job.voice_id,
             conversion_id=job.conversion_id,
         )
+
+
+def plain(exc: ValidationError) -> str:
+    """A validation error in words: ``options output format: Input should be 'wav16', …``."""
+    return "; ".join(
+        " ".join(str(p) for p in e["loc"]).replace("_", " ") + f": {e['msg']}" for e in exc.errors()
+    )
+
+
+def worker_device() -> str:
+    """The torch device this worker runs the engine on: its GPU when it has one."""
+    return resolve_device("auto")
+
+
+def worker_cuda() -> bool:
+    """Whether this worker runs on a GPU (the device-dependent defaults follow)."""
+    return worker_device() != "cpu"
 
 
 def inputs_key(*parts: Any) -> str:
@@ -52,8 +88,8 @@ def store_artifact(
     job: JobSnapshot,
     local_file: Path,
     key: str,
-    kind: str,
-    stage: str,
+    kind: ArtifactKind,
+    stage: Stage,
     inputs: str | None,
     content_type: str,
     filename: str,
@@ -92,7 +128,7 @@ def find_artifact(
     rt: Runtime,
     *,
     user_id: str,
-    kind: str,
+    kind: ArtifactKind,
     track_id: str | None = None,
     voice_id: str | None = None,
     conversion_id: str | None = None,
@@ -120,8 +156,8 @@ def find_artifact(
 def job_track_ids(rt: Runtime, job: JobSnapshot) -> list[str]:
     """The tracks a job works on: its explicit list, else the voice's reference tracks or the
     conversion's source track."""
-    if job.params.get("track_ids"):
-        return list(job.params["track_ids"])
+    if isinstance(job.params, IngestParams | ConversionParams):
+        return list(job.params.track_ids)
     with rt.scope() as s:
         if job.kind == JobKind.voice and job.voice_id:
             q = (
@@ -143,10 +179,16 @@ def usable_tracks(rt: Runtime, job: JobSnapshot) -> list[Track]:
         for tid in job_track_ids(rt, job):
             track = s.get(Track, tid)
             if track is not None and track.user_id == job.user_id:
-                if track.status == TrackStatus.ready.value:
+                if track.status == TrackStatus.ready:
                     s.expunge(track)
                     out.append(track)
     return out
+
+
+def voice_of(job: JobSnapshot) -> str:
+    if not job.voice_id:
+        raise BadInputError(f"This {job.kind} job has no voice.")
+    return job.voice_id
 
 
 def temp_dir(rt: Runtime) -> Path:
@@ -165,9 +207,9 @@ class ConversionContext:
     voice_name: str
     track_id: str
     song: str  # the source track's file name
-    options: dict[str, Any]
+    options: ConversionOptions
     report: dict[str, Any]
-    features: dict[str, Any]  # the voice's F0 method and content encoders
+    features: Features | None  # the voice's F0 method and content encoders (None: untrained)
     coverage: dict[str, Any]  # the voice's coverage report
 
 
@@ -180,35 +222,37 @@ def conversion_context(rt: Runtime, job: JobSnapshot) -> ConversionContext:
         track = s.get(Track, conv.source_track_id)
         if voice is None or track is None:
             raise BadInputError("The conversion's voice or song was deleted.")
+        feats = (voice.settings or {}).get("features")
         return ConversionContext(
             id=conv.id,
             voice_id=voice.id,
             voice_name=voice.name,
             track_id=track.id,
             song=track.filename,
-            options=dict(conv.options or {}),
+            options=ConversionOptions.model_validate(conv.options or {}),
             report=dict(conv.report or {}),
-            features=dict((voice.settings or {}).get("features") or {}),
+            features=Features.from_dict(feats) if feats else None,
             coverage=dict(voice.report or {}),
         )
 
 
 def store_retrieval_index(
-    rt: Runtime, *, job: JobSnapshot, local_file: Path, index, tag: str, stage: str, filename: str
+    rt: Runtime, *, job: JobSnapshot, local_file: Path, index, tag: str, stage: Stage, filename: str
 ) -> Artifact:
     """A voice's retrieval index file (``index``: the loaded VoiceIndex, for its metadata)
     as its ``retrieval_index`` artifact; the local file is copied, not moved."""
+    voice_id = voice_of(job)
     return store_artifact(
         rt,
         job=job,
         local_file=local_file,
-        key=f"u/{job.user_id}/voices/{job.voice_id}/retrieval-{tag}.svcindex",
-        kind="retrieval_index",
+        key=keys.voice(job.user_id, voice_id, f"retrieval-{tag}.svcindex"),
+        kind=ArtifactKind.retrieval_index,
         stage=stage,
         inputs=None,
         content_type="application/zip",
         filename=filename,
         meta={**index.info, "dims": index.dims()},
-        voice_id=job.voice_id,
+        voice_id=voice_id,
         move=False,
     )

@@ -10,8 +10,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from app.core import keys
 from app.core.db.models import Conversion
+from app.core.names import ArtifactKind, Stage
+from app.core.params import ConversionOptions
+from svc_core import recipes
 from svc_core.errors import BadInputError, Cancelled
+from svc_core.recipes import Features
 from worker.jobs.common import (
     conversion_context,
     find_artifact,
@@ -19,41 +24,36 @@ from worker.jobs.common import (
     snapshot,
     store_artifact,
     temp_dir,
+    worker_device,
 )
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def convert_params(rt: Runtime, features: dict, options: dict, has_index: bool = False):
-    """The voice's F0 method and content encoders (the conversion may override the F0 method)."""
-    from svc_core.convert.engine import ConvertParams
-    from svc_core.retrieval import DEFAULT_PROTECT, DEFAULT_RATIO
-    from worker.jobs.preprocess import preprocess_params
-
-    method = options.get("f0_method") or features["f0_method"]
-    base = preprocess_params(rt, {**features, "f0_method": method}, with_speaker=False)
-    transpose = options.get("transpose", 0)
-    ratio = options.get("retrieval_ratio")
-    if ratio is None:  # the default: retrieval when the voice has an index
-        ratio = DEFAULT_RATIO if has_index else 0.0
-    return ConvertParams(
-        transpose=None if transpose == "auto" else float(transpose or 0),
-        f0=base.f0,
-        content=base.content,
-        retrieval_ratio=float(ratio),
-        protect=float(options.get("protect", DEFAULT_PROTECT)),
-        volume_envelope=float(options.get("volume_envelope", 1.0)),
+def convert_params(rt: Runtime, features: Features, options: ConversionOptions, has_index: bool):
+    """The voice's F0 method and content encoders (the conversion may override the F0 method)
+    and the conversion's settings, for this worker's device (svc_core.recipes decides)."""
+    return recipes.convert_params(
+        features,
+        models_dir=rt.settings.models_dir,
+        device=worker_device(),
+        has_index=has_index,
+        f0_method=options.f0_method,
+        transpose=options.transpose,
+        retrieval_ratio=options.retrieval_ratio,
+        protect=options.protect,
+        volume_envelope=options.volume_envelope,
     )
 
 
-def target_speaker(rt: Runtime, user_id: str, voice_id: str, options: dict):
+def target_speaker(rt: Runtime, user_id: str, voice_id: str, options: ConversionOptions):
     """The voice's centroid, or its blend with another of the user's voices."""
     from svc_core.speaker import load_spk, mix_speakers
 
-    other_id = options.get("mix_voice_id")
+    other_id = options.mix_voice_id
     if not other_id:
         return None, {"voice_id": voice_id}  # the package's own centroid
-    own = find_artifact(rt, user_id=user_id, kind="spk", voice_id=voice_id)
-    other = find_artifact(rt, user_id=user_id, kind="spk", voice_id=other_id)
+    own = find_artifact(rt, user_id=user_id, kind=ArtifactKind.spk, voice_id=voice_id)
+    other = find_artifact(rt, user_id=user_id, kind=ArtifactKind.spk, voice_id=other_id)
     if own is None or other is None:
         raise BadInputError("The voice to mix with has no speaker embedding: train it first.")
     encoders = {(own.meta or {}).get("encoder", "ge2e"), (other.meta or {}).get("encoder", "ge2e")}
@@ -62,7 +62,7 @@ def target_speaker(rt: Runtime, user_id: str, voice_id: str, options: dict):
             "The two voices were trained on different speaker encoders (GE2E and so-vits-svc "
             "5.0's): their speaker vectors cannot be blended. Retrain one with the other's."
         )
-    weight = float(options.get("mix_weight", 0.5))
+    weight = options.mix_weight
     spk = mix_speakers(
         load_spk(rt.storage.path(own.storage_key)),
         load_spk(rt.storage.path(other.storage_key)),
@@ -81,13 +81,17 @@ def run(rt: Runtime, h: JobHandle) -> None:
     ctx = conversion_context(rt, job)
     options, features, coverage = ctx.options, ctx.features, ctx.coverage
     voice_name, track_id, conv_id, song = ctx.voice_name, ctx.track_id, ctx.id, ctx.song
-    package = find_artifact(rt, user_id=job.user_id, kind="voice_package", voice_id=ctx.voice_id)
-    if package is None or not features:
+    package = find_artifact(
+        rt, user_id=job.user_id, kind=ArtifactKind.voice_package, voice_id=ctx.voice_id
+    )
+    if package is None or features is None:
         raise BadInputError(f"The voice '{voice_name}' has not been trained yet: train it first.")
-    vocals = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track_id)
+    vocals = find_artifact(rt, user_id=job.user_id, kind=ArtifactKind.vocals, track_id=track_id)
     if vocals is None:
         raise BadInputError(f"'{song}' has no vocals: separation did not run.")
-    index = find_artifact(rt, user_id=job.user_id, kind="retrieval_index", voice_id=ctx.voice_id)
+    index = find_artifact(
+        rt, user_id=job.user_id, kind=ArtifactKind.retrieval_index, voice_id=ctx.voice_id
+    )
     params = convert_params(rt, features, options, has_index=index is not None)
     if params.retrieval_ratio == 0:
         index = None
@@ -101,12 +105,16 @@ def run(rt: Runtime, h: JobHandle) -> None:
         vocals.sha256,
         package.sha256,
         params,
-        options.get("mix_voice_id"),
-        options.get("mix_weight"),
+        options.mix_voice_id,
+        options.mix_weight,
         index.sha256 if index is not None else None,
     )
     if find_artifact(
-        rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id, inputs=key
+        rt,
+        user_id=job.user_id,
+        kind=ArtifactKind.converted_vocals,
+        conversion_id=conv_id,
+        inputs=key,
     ):
         h.progress("convert", 1.0, "convert: already converted", force=True)
         return
@@ -116,7 +124,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     device = params.content.device
     h.progress("convert", 0.0, f"convert: '{song}' into '{voice_name}'", force=True)
     # finished chunks survive a worker that dies or shuts down: the next attempt continues
-    partial = rt.storage.path(f"u/{job.user_id}/conversions/{conv_id}/partial-{key[:12]}")
+    partial = rt.storage.path(keys.conversion(job.user_id, conv_id, f"partial-{key[:12]}"))
     work = temp_dir(rt)
     try:
         result, model_rate, wav44 = convert_file(
@@ -135,20 +143,23 @@ def run(rt: Runtime, h: JobHandle) -> None:
         )
         summary = result.summary()
         stem = Path(song).stem
-        prefix = f"u/{job.user_id}/conversions/{conv_id}"
         np.save(work / "source_f0.npy", result.source_f0)
         for kind, path, name in (
-            ("source_f0", work / "source_f0.npy", f"{stem}-source-f0.npy"),
-            ("converted_vocals_model_rate", model_rate, f"{stem}-{voice_name}-vocals-model.wav"),
-            ("converted_vocals", wav44, f"{stem}-{voice_name}-vocals.wav"),
+            (ArtifactKind.source_f0, work / "source_f0.npy", f"{stem}-source-f0.npy"),
+            (
+                ArtifactKind.converted_vocals_model_rate,
+                model_rate,
+                f"{stem}-{voice_name}-vocals-model.wav",
+            ),
+            (ArtifactKind.converted_vocals, wav44, f"{stem}-{voice_name}-vocals.wav"),
         ):  # converted_vocals last: with this key it marks the stage as done
             store_artifact(
                 rt,
                 job=job,
                 local_file=path,
-                key=f"{prefix}/{kind}-{key[:12]}{path.suffix}",
+                key=keys.conversion(job.user_id, conv_id, f"{kind}-{key[:12]}{path.suffix}"),
                 kind=kind,
-                stage="convert",
+                stage=Stage.convert,
                 inputs=key,
                 content_type="audio/wav" if path.suffix == ".wav" else "application/octet-stream",
                 filename=name,

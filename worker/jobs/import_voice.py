@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import shutil
 
+from app.core import keys
 from app.core.db.models import Voice
+from app.core.names import ArtifactKind, Stage
+from app.core.params import VoiceImportParams
 from svc_core.errors import BadInputError
-from worker.jobs.common import snapshot, store_artifact, store_retrieval_index, temp_dir
+from worker.jobs.common import (
+    snapshot,
+    store_artifact,
+    store_retrieval_index,
+    temp_dir,
+    voice_of,
+)
 from worker.jobs.runtime import JobHandle, Runtime
 
 NO_RANGE = (
@@ -22,19 +31,19 @@ NO_RANGE = (
 
 def run(rt: Runtime, h: JobHandle) -> None:
     job = snapshot(rt, h)
-    key = job.params.get("storage_key")
-    if not job.voice_id or not key or not rt.storage.exists(key):
+    p: VoiceImportParams = job.params
+    if not job.voice_id or not rt.storage.exists(p.storage_key):
         raise BadInputError("The uploaded voice package is missing: upload it again.")
-    uploads = [key]
+    uploads = [p.storage_key]
     work = temp_dir(rt)
     try:
-        if job.params.get("format") == "sovits5":
+        if p.format == "sovits5":
             h.progress("import_voice", 0.1, "import: checking the 5.0 model", force=True)
-            package = _from_sovits5(rt, job, work)
-            uploads += [job.params[k] for k in ("speaker_key", "hparams_key") if job.params.get(k)]
+            package = _from_sovits5(rt, p, work)
+            uploads += [k for k in (p.speaker_key, p.hparams_key) if k]
         else:
             h.progress("import_voice", 0.1, "import: checking the voice package", force=True)
-            package = rt.storage.path(key)
+            package = rt.storage.path(p.storage_key)
         _import_package(rt, h, job, package, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -42,22 +51,19 @@ def run(rt: Runtime, h: JobHandle) -> None:
         rt.storage.delete(k)
 
 
-def _from_sovits5(rt: Runtime, job, work):
+def _from_sovits5(rt: Runtime, p: VoiceImportParams, work):
     """Build a voice package from the uploaded 5.0 model, speaker vector and hparams."""
     from svc_core.train.package import import_sovits5_voice
 
-    p = job.params
-    spk_key = p.get("speaker_key")
-    if not spk_key or not rt.storage.exists(spk_key):
+    if not p.speaker_key or not rt.storage.exists(p.speaker_key):
         raise BadInputError("The uploaded speaker vector is missing: upload it again.")
-    hp_key = p.get("hparams_key")
-    kwargs = {"f0_method": p["f0_method"]} if p.get("f0_method") else {}
+    kwargs = {"f0_method": p.f0_method} if p.f0_method else {}
     return import_sovits5_voice(
-        rt.storage.path(p["storage_key"]),
-        rt.storage.path(spk_key),
+        rt.storage.path(p.storage_key),
+        rt.storage.path(p.speaker_key),
         work / "voice.zip",
-        hparams=rt.storage.path(hp_key) if hp_key else None,
-        meta={"imported_from": p.get("filename")},
+        hparams=rt.storage.path(p.hparams_key) if p.hparams_key else None,
+        meta={"imported_from": p.filename},
         **kwargs,
     )
 
@@ -79,20 +85,20 @@ def _import_package(rt: Runtime, h: JobHandle, job, package, work) -> None:
             "trained with, so it cannot be used for conversion."
         )
     h.progress("import_voice", 0.6)
-    base = f"u/{job.user_id}/voices/{job.voice_id}"
+    voice_id = voice_of(job)
     pkg_copy = work / "voice-copy.zip"
     shutil.copyfile(package, pkg_copy)
-    filename = str(job.params.get("filename") or "voice.zip")
+    filename = job.params.filename or "voice.zip"
     if not filename.lower().endswith(".zip"):
         filename = filename.rsplit(".", 1)[0] + ".svcvoice.zip"
     store_artifact(
         rt,
         job=job,
         local_file=pkg_copy,
-        key=f"{base}/voice-imported.zip",
-        kind="voice_package",
-        stage="import_voice",
-        inputs=job.params.get("sha256"),
+        key=keys.voice(job.user_id, voice_id, "voice-imported.zip"),
+        kind=ArtifactKind.voice_package,
+        stage=Stage.import_voice,
+        inputs=job.params.sha256,
         content_type="application/zip",
         filename=filename,
         meta=meta.get("train") or {},
@@ -103,9 +109,9 @@ def _import_package(rt: Runtime, h: JobHandle, job, package, work) -> None:
         rt,
         job=job,
         local_file=spk,
-        key=f"{base}/imported.spk.npy",
-        kind="spk",
-        stage="import_voice",
+        key=keys.voice(job.user_id, voice_id, "imported.spk.npy"),
+        kind=ArtifactKind.spk,
+        stage=Stage.import_voice,
         inputs=None,
         content_type="application/octet-stream",
         filename=filename.rsplit(".", 1)[0].removesuffix(".svcvoice") + ".spk.npy",
@@ -143,6 +149,6 @@ def _store_package_index(rt: Runtime, job, package, work, filename: str) -> None
         local_file=local,
         index=index,
         tag="imported",
-        stage="import_voice",
+        stage=Stage.import_voice,
         filename=filename.rsplit(".", 1)[0].removesuffix(".svcvoice") + ".svcindex",
     )

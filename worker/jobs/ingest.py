@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from app.core import keys
 from app.core.db.models import Artifact, Track, TrackStatus, utcnow
-from app.core.names import JobKind
+from app.core.names import ArtifactKind, JobKind, Stage
 from svc_core.errors import BadInputError, Cancelled
 from svc_core.progress import check_stop
 from worker.jobs.common import inputs_key, job_track_ids, snapshot, store_artifact
@@ -38,10 +39,10 @@ def run(rt: Runtime, h: JobHandle) -> None:
                 continue
             s.expunge(track)
         key = inputs_key("ingest", track.sha256, params)
-        if track.status == TrackStatus.failed.value and job.kind != JobKind.ingest:
+        if track.status == TrackStatus.failed and job.kind != JobKind.ingest:
             failures.append(track.error or f"{track.filename}: could not be decoded")
             continue
-        if track.status == TrackStatus.ready.value and _has_decoded(rt, track.id, key):
+        if track.status == TrackStatus.ready and _has_decoded(rt, track.id, key):
             h.progress("ingest", (i + 1) / n, f"ingest: {track.filename} already decoded")
             continue
         h.progress("ingest", i / n, f"ingest: decoding {track.filename} ({i + 1}/{n})", force=True)
@@ -75,8 +76,8 @@ def run(rt: Runtime, h: JobHandle) -> None:
             job=job,
             local_file=Path(tmp),
             key=_decoded_key(track),
-            kind="decoded",
-            stage="ingest",
+            kind=ArtifactKind.decoded,
+            stage=Stage.ingest,
             inputs=key,
             content_type="audio/wav",
             filename=f"{Path(track.filename).stem}.wav",
@@ -97,7 +98,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
 
 
 def _decoded_key(track: Track) -> str:
-    return f"u/{track.user_id}/tracks/{track.id}/decoded.wav"
+    return keys.track(track.user_id, track.id, "decoded.wav")
 
 
 def _has_decoded(rt: Runtime, track_id: str, key: str) -> bool:
@@ -105,7 +106,7 @@ def _has_decoded(rt: Runtime, track_id: str, key: str) -> bool:
         art = s.scalar(
             select(Artifact).where(
                 Artifact.track_id == track_id,
-                Artifact.kind == "decoded",
+                Artifact.kind == ArtifactKind.decoded,
                 Artifact.inputs_key == key,
             )
         )
@@ -124,7 +125,7 @@ def _mark(
         track = s.get(Track, track_id)
         if track is None:
             return
-        track.status = status.value
+        track.status = status
         track.error = error
         if meta is not None:
             track.meta = meta

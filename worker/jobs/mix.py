@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.core import keys
 from app.core.db.models import Conversion
+from app.core.names import ArtifactKind, Stage
+from app.core.params import ConversionOptions, RemixParams, RemixRequest
 from svc_core.errors import BadInputError
 from worker.jobs.common import (
     conversion_context,
@@ -22,16 +25,14 @@ from worker.jobs.common import (
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def mix_params(options: dict, transpose_semitones: float):
+def mix_params(options: ConversionOptions | RemixRequest, transpose_semitones: float):
     from svc_core.mix import MixParams
 
     return MixParams(
-        vocal_gain_db=float(options.get("vocal_gain_db", 0.0)),
-        reverb_wet=float(options.get("reverb", 0.0)),
-        transpose_instrumental=transpose_semitones
-        if options.get("transpose_instrumental", True)
-        else 0.0,
-        output_format=str(options.get("output_format", "wav16")),
+        vocal_gain_db=options.vocal_gain_db,
+        reverb_wet=options.reverb,
+        transpose_instrumental=transpose_semitones if options.transpose_instrumental else 0.0,
+        output_format=options.output_format,
     )
 
 
@@ -40,15 +41,18 @@ def run(rt: Runtime, h: JobHandle) -> None:
 
     job = snapshot(rt, h)
     ctx = conversion_context(rt, job)
-    options = {**ctx.options, **(job.params.get("options") or {})}  # a re-mix's settings win
+    # a re-mix's settings win over the conversion's
+    options = job.params.options if isinstance(job.params, RemixParams) else ctx.options
     report, track_id, conv_id, song = ctx.report, ctx.track_id, ctx.id, Path(ctx.song).stem
-    vocals = find_artifact(rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id)
+    vocals = find_artifact(
+        rt, user_id=job.user_id, kind=ArtifactKind.converted_vocals, conversion_id=conv_id
+    )
     if vocals is None:
         raise BadInputError("There are no converted vocals to mix: run the conversion first.")
-    inst = find_artifact(rt, user_id=job.user_id, kind="instrumental", track_id=track_id)
+    inst = find_artifact(rt, user_id=job.user_id, kind=ArtifactKind.instrumental, track_id=track_id)
     original = find_artifact(
-        rt, user_id=job.user_id, kind="vocals", track_id=track_id
-    ) or find_artifact(rt, user_id=job.user_id, kind="decoded", track_id=track_id)
+        rt, user_id=job.user_id, kind=ArtifactKind.vocals, track_id=track_id
+    ) or find_artifact(rt, user_id=job.user_id, kind=ArtifactKind.decoded, track_id=track_id)
     semitones = float((report.get("transpose") or {}).get("semitones", 0.0))
     params = mix_params(options, semitones)
     key = inputs_key(
@@ -58,7 +62,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
         original.sha256 if original else None,
         params,
     )
-    existing = find_artifact(rt, user_id=job.user_id, kind="mix", conversion_id=conv_id, inputs=key)
+    existing = find_artifact(
+        rt, user_id=job.user_id, kind=ArtifactKind.mix, conversion_id=conv_id, inputs=key
+    )
     if existing is not None:
         h.progress("mix", 1.0, "mix: the same mix exists already", force=True)
         return
@@ -82,9 +88,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
         rt,
         job=job,
         local_file=Path(tmp),
-        key=f"u/{job.user_id}/conversions/{conv_id}/mix-{key[:12]}.{ext}",
-        kind="mix",
-        stage="mix",
+        key=keys.conversion(job.user_id, conv_id, f"mix-{key[:12]}.{ext}"),
+        kind=ArtifactKind.mix,
+        stage=Stage.mix,
         inputs=key,
         content_type=OUTPUT_FORMATS[params.output_format][3],
         filename=f"{song}-mix.{ext}",

@@ -10,90 +10,41 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
 
+from app.core import keys
 from app.core.db.models import Artifact, Voice
+from app.core.names import ArtifactKind, Stage
+from app.core.params import TrainRequest
 from svc_core.errors import BadInputError
-from worker.jobs.common import find_artifact, inputs_key, snapshot, store_artifact, temp_dir
+from svc_core.recipes import Features, choose_features, preprocess_params
+from worker.jobs.common import (
+    find_artifact,
+    inputs_key,
+    snapshot,
+    store_artifact,
+    temp_dir,
+    voice_of,
+    worker_cuda,
+    worker_device,
+)
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def feature_settings(rt: Runtime, job_params: dict) -> dict:
-    """The voice's feature settings: model rate/hop, F0 method, content encoders (by asset),
-    and the start plan (base model and the speaker encoder it needs, svc_core.recipes)."""
-    from svc_core.f0.base import canonical_method, recommended_method
-    from svc_core.model.config import load_config
-    from svc_core.recipes import plan_start
-
-    config = job_params.get("config") or "base"
-    cfg = load_config(config)
-    f0 = job_params.get("f0_method") or recommended_method(_cuda())
-    ppg = job_params.get("ppg_model", "whisper-large-v2")
-    vec = job_params.get("vec_model", "hubert-soft")
-    if not ppg and not vec:
-        raise BadInputError("Choose a PPG model, a vec model or both for the content features.")
-    plan = plan_start(
-        job_params.get("base_model"),
-        config=config,
-        ppg_model=ppg or None,
-        vec_model=vec or None,
+def voice_features(rt: Runtime, request: TrainRequest) -> Features:
+    """The voice's feature settings for this worker's device (svc_core.recipes decides)."""
+    return choose_features(
         models_dir=rt.settings.models_dir,
-        speaker_encoder=job_params.get("speaker_encoder"),
-    )
-    return {
-        "config": config,
-        "speaker_encoder": plan.speaker_encoder,
-        "start": plan.to_dict(),
-        "sample_rate": cfg.audio.sample_rate,
-        "hop_length": cfg.audio.hop_length,
-        "f0_method": canonical_method(f0),
-        "ppg_model": ppg or None,
-        "vec_model": vec or None,
-        "target_lufs": job_params.get("target_lufs", -20.0),
-    }
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def f0_params(rt: Runtime, method: str):
-    """F0 settings for a method: only RMVPE needs a weights file from the model assets."""
-    from svc_core.assets import asset_path
-    from svc_core.f0.base import F0Params
-
-    weights = str(asset_path("rmvpe", rt.settings.models_dir)) if method == "rmvpe" else None
-    return F0Params(method=method, device="cuda" if _cuda() else "cpu", weights_path=weights)
-
-
-def preprocess_params(rt: Runtime, feats: dict, *, with_speaker: bool = True):
-    """Engine settings of the voice's features (``with_speaker=False``: conversion, which
-    needs no speaker encoder)."""
-    from svc_core.assets import asset_path
-    from svc_core.preprocess import params_for
-
-    models = rt.settings.models_dir
-
-    def resolve(name: str | None) -> str | None:
-        return str(asset_path(name, models)) if name else None
-
-    encoder = feats.get("speaker_encoder", "ge2e") if with_speaker else "ge2e"
-    params = params_for(
-        feats.get("config") or "base",  # sample rate and hop; conversion uses the model's
-        f0_method=feats["f0_method"],
-        ppg_checkpoint=resolve(feats["ppg_model"]),
-        vec_checkpoint=resolve(feats["vec_model"]),
-        device="cuda" if _cuda() else "cpu",
-        speaker_encoder=encoder,
-        speaker_model=resolve("sovits5-speaker") if encoder == "sovits5" else None,
-    )
-    return replace(
-        params, f0=f0_params(rt, feats["f0_method"]), target_lufs=feats.get("target_lufs", -20.0)
+        cuda=worker_cuda(),
+        config=request.config,
+        f0_method=request.f0_method,
+        ppg_model=request.ppg_model,
+        vec_model=request.vec_model,
+        base_model=request.base_model,
+        speaker_encoder=request.speaker_encoder,
+        target_lufs=request.target_lufs,
     )
 
 
@@ -106,7 +57,7 @@ def voice_slices(rt: Runtime, *, user_id: str, voice_id: str) -> list[Path]:
                 .where(
                     Artifact.user_id == user_id,
                     Artifact.voice_id == voice_id,
-                    Artifact.kind == "slices",
+                    Artifact.kind == ArtifactKind.slices,
                 )
                 .order_by(Artifact.created_at.desc())
             )
@@ -140,15 +91,15 @@ def run(rt: Runtime, h: JobHandle) -> None:
     from svc_core.preprocess import build_dataset
 
     job = snapshot(rt, h)
-    if not job.voice_id:
-        raise BadInputError("Preprocessing needs a voice.")
-    feats = feature_settings(rt, job.params)
-    params = preprocess_params(rt, feats)
-    slices = voice_slices(rt, user_id=job.user_id, voice_id=job.voice_id)
+    voice_id = voice_of(job)
+    features = voice_features(rt, job.params)
+    feats = features.to_dict()
+    params = preprocess_params(features, models_dir=rt.settings.models_dir, device=worker_device())
+    slices = voice_slices(rt, user_id=job.user_id, voice_id=voice_id)
     if not slices:
         raise BadInputError("There are no slices of singing to learn from.")
-    dataset = rt.storage.path(f"u/{job.user_id}/voices/{job.voice_id}/dataset")
-    start = (feats.get("start") or {}).get("reason", "")
+    dataset = rt.storage.path(keys.voice(job.user_id, voice_id, "dataset"))
+    start = features.start.get("reason", "")
     h.progress(
         "preprocess",
         0.0,
@@ -166,7 +117,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     coverage = coverage_of(result, params.f0_params.hop_s)
     warnings = [f"skipped slice {x}" for x in result.skipped]
     with rt.scope() as s:
-        voice = s.get(Voice, job.voice_id)
+        voice = s.get(Voice, voice_id)
         assert voice is not None
         name = voice.name
         voice.settings = {**(voice.settings or {}), "features": feats}
@@ -175,10 +126,10 @@ def run(rt: Runtime, h: JobHandle) -> None:
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
     # the model's speaker vector, and the GE2E centroid the quality report judges with
     for kind, src, label in (
-        ("spk", result.speaker_path, ""),
-        ("spk_judge", result.judge_path, "-ge2e"),
+        (ArtifactKind.spk, result.speaker_path, ""),
+        (ArtifactKind.spk_judge, result.judge_path, "-ge2e"),
     ):
-        if find_artifact(rt, user_id=job.user_id, kind=kind, voice_id=job.voice_id, inputs=key):
+        if find_artifact(rt, user_id=job.user_id, kind=kind, voice_id=voice_id, inputs=key):
             continue
         work = temp_dir(rt)
         try:
@@ -188,14 +139,14 @@ def run(rt: Runtime, h: JobHandle) -> None:
                 rt,
                 job=job,
                 local_file=local,
-                key=f"u/{job.user_id}/voices/{job.voice_id}/{kind}-{key[:12]}.spk.npy",
+                key=keys.voice(job.user_id, voice_id, f"{kind}-{key[:12]}.spk.npy"),
                 kind=kind,
-                stage="preprocess",
+                stage=Stage.preprocess,
                 inputs=key,
                 content_type="application/octet-stream",
                 filename=f"{safe}{label}.spk.npy",
                 meta={"slices": len(result.slices), "encoder": params.speaker.encoder},
-                voice_id=job.voice_id,
+                voice_id=voice_id,
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from app.core.db.models import Conversion
+from app.core.names import ArtifactKind
 from svc_core.errors import BadInputError
-from worker.jobs.common import conversion_context, find_artifact, snapshot
+from svc_core.recipes import preprocess_params
+from worker.jobs.common import conversion_context, find_artifact, snapshot, worker_device
 from worker.jobs.runtime import JobHandle, Runtime
 
 
@@ -12,22 +14,21 @@ def run(rt: Runtime, h: JobHandle) -> None:
     from svc_core.audio.io import load_audio
     from svc_core.quality import quality_report
     from svc_core.speaker import load_spk
-    from worker.jobs.preprocess import f0_params
 
     job = snapshot(rt, h)
     ctx = conversion_context(rt, job)
     features, report, options = ctx.features, ctx.report, ctx.options
     conv_id, track_id, voice_id = ctx.id, ctx.track_id, ctx.voice_id
     converted = find_artifact(
-        rt, user_id=job.user_id, kind="converted_vocals", conversion_id=conv_id
+        rt, user_id=job.user_id, kind=ArtifactKind.converted_vocals, conversion_id=conv_id
     )
-    source = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track_id)
-    if converted is None or source is None:
+    source = find_artifact(rt, user_id=job.user_id, kind=ArtifactKind.vocals, track_id=track_id)
+    if converted is None or source is None or features is None:
         raise BadInputError("The conversion's results are missing: run the conversion again.")
     # the judge: the voice's GE2E centroid (its own speaker vector when it was trained on GE2E)
-    judge = find_artifact(rt, user_id=job.user_id, kind="spk_judge", voice_id=voice_id)
-    if judge is None and features.get("speaker_encoder", "ge2e") == "ge2e":
-        judge = find_artifact(rt, user_id=job.user_id, kind="spk", voice_id=voice_id)
+    judge = find_artifact(rt, user_id=job.user_id, kind=ArtifactKind.spk_judge, voice_id=voice_id)
+    if judge is None and features.speaker_encoder == "ge2e":
+        judge = find_artifact(rt, user_id=job.user_id, kind=ArtifactKind.spk, voice_id=voice_id)
     h.progress("report", 0.05, "report: measuring similarity and pitch", force=True)
     conv_audio, conv_sr = load_audio(rt.storage.path(converted.storage_key))
     src_audio, src_sr = load_audio(rt.storage.path(source.storage_key))
@@ -41,7 +42,13 @@ def run(rt: Runtime, h: JobHandle) -> None:
         None if judge is None else load_spk(rt.storage.path(judge.storage_key)),
         transpose_semitones=semitones,
         # the conversion's F0 method; the content encoders are not needed to measure
-        f0=f0_params(rt, options.get("f0_method") or features["f0_method"]),
+        f0=preprocess_params(
+            features,
+            models_dir=rt.settings.models_dir,
+            device=worker_device(),
+            with_speaker=False,
+            f0_method=options.f0_method,
+        ).f0,
     )
     verdicts = list(q.verdicts)
     fit = (report.get("transpose") or {}).get("fit")

@@ -6,8 +6,7 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
-from app.core.db.models import Job, JobStatus, Voice, VoiceStatus
-from app.core.names import JobKind
+from app.core.db.models import Job
 from app.core.storage import is_disk_full
 from svc_core.errors import (
     AssetMissingError,
@@ -25,8 +24,6 @@ log = logging.getLogger(__name__)
 # Errors that say something about the input or the installation: retrying cannot help.
 PERMANENT = (BadInputError, StageNotAvailableError, AssetMissingError, IncompatibleError, SvcError)
 TRANSIENT = (OperationalError, ConnectionError, TimeoutError)
-# jobs whose outcome is the voice's status
-VOICE_KINDS = (JobKind.voice, JobKind.voice_import)
 
 
 def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
@@ -37,12 +34,8 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
         job = s.get(Job, job_id)
         assert job is not None
         stages = list(job.stages)
-        kind = job.kind
         attempts = job.attempts
-        if kind == JobKind.voice and job.voice_id:
-            voice = s.get(Voice, job.voice_id)
-            if voice is not None:
-                voice.status = VoiceStatus.training.value
+        max_attempts = job.max_attempts
     h = rtm.JobHandle(
         rt=rt, job_id=job_id, stage=stage, stage_index=stages.index(stage), n_stages=len(stages)
     )
@@ -65,7 +58,6 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
         return "lost"
     except PERMANENT as exc:
         rtm.fail(rt, job_id=job_id, error=str(exc), tb=rtm.format_tb(exc))
-        _voice_status(rt, job_id, VoiceStatus.failed)
         return "failed"
     except MemoryError as exc:
         rtm.fail(
@@ -75,11 +67,10 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
             f"'{stage}'. Try a smaller batch size or a shorter input.",
             tb=rtm.format_tb(exc),
         )
-        _voice_status(rt, job_id, VoiceStatus.failed)
         return "failed"
     except TRANSIENT as exc:
         log.warning("transient error in job %s stage %s: %s", job_id, stage, exc)
-        if attempts < _max_attempts(rt, job_id) and rtm.requeue(
+        if attempts < max_attempts and rtm.requeue(
             rt, job_id=job_id, reason=f"{stage}: retrying after a temporary error"
         ):
             rt.dispatch(job_id, stage, countdown=min(60, 2**attempts))
@@ -99,7 +90,6 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
             "Free some space (or ask the administrator to), then start the job again.",
             tb=rtm.format_tb(exc),
         )
-        _voice_status(rt, job_id, VoiceStatus.failed)
         return "failed"
     except Exception as exc:  # noqa: BLE001 - never crash the worker; record and fail the job
         return _crashed(rt, job_id, stage, exc)
@@ -108,8 +98,6 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
     if nxt is not None:
         rt.dispatch(job_id, nxt)
         return "advanced"
-    if kind in VOICE_KINDS:
-        _voice_status(rt, job_id, VoiceStatus.ready)
     return "succeeded"
 
 
@@ -121,7 +109,6 @@ def _crashed(rt: rtm.Runtime, job_id: str, stage: str, exc: BaseException) -> st
         error=f"Internal error in stage '{stage}': {type(exc).__name__}: {exc}",
         tb=rtm.format_tb(exc),
     )
-    _voice_status(rt, job_id, VoiceStatus.failed)
     return "failed"
 
 
@@ -129,28 +116,9 @@ def _stopped(rt: rtm.Runtime, h: rtm.JobHandle) -> str:
     if h.lost:
         return "lost"
     if h.cancel_requested:
-        rtm.fail(
-            rt, job_id=h.job_id, error="Cancelled by the user.", status=JobStatus.cancelled.value
-        )
-        _voice_status(rt, h.job_id, VoiceStatus.created)
+        rtm.stop(rt, job_id=h.job_id)
         return "cancelled"
     # worker shutting down: hand the job back so another worker resumes it
     if rtm.requeue(rt, job_id=h.job_id, reason=f"{h.stage}: worker stopped, resuming elsewhere"):
         rt.dispatch(h.job_id, h.stage)
     return "requeued"
-
-
-def _max_attempts(rt: rtm.Runtime, job_id: str) -> int:
-    with rt.scope() as s:
-        job = s.get(Job, job_id)
-        return job.max_attempts if job else 1
-
-
-def _voice_status(rt: rtm.Runtime, job_id: str, status: VoiceStatus) -> None:
-    with rt.scope() as s:
-        job = s.get(Job, job_id)
-        if job is None or job.kind not in VOICE_KINDS or not job.voice_id:
-            return
-        voice = s.get(Voice, job.voice_id)
-        if voice is not None:
-            voice.status = status.value

@@ -1,9 +1,7 @@
-"""The job state machine the workers and the watchdog share.
-
-Every transition is a conditional UPDATE, so two workers (or a worker and the watchdog) racing
-on one job cannot both win: a message delivered twice, or re-sent by the watchdog while the
-first worker still lives, finds the job no longer claimable and returns.
-"""
+"""A worker's side of the job state machine (``app.core.jobstate``): the runtime a stage
+function gets, the handle of one running stage (heartbeat, progress, cancellation), and the
+watchdog and sweep every worker runs. The status changes themselves are jobstate's functions;
+this module binds them to this worker's name and its own database sessions."""
 
 from __future__ import annotations
 
@@ -14,21 +12,21 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.core import jobstate
 from app.core.config import Settings
 from app.core.db import crud
-from app.core.db.models import Job, JobStatus, utcnow
+from app.core.db.models import Job, utcnow
 from app.core.db.session import get_sessionmaker, session_scope
 from app.core.queue import send_and_record
 from app.core.storage import LocalStorage
+from svc_core.progress import ProgressFn, sub_progress
 
 log = logging.getLogger(__name__)
 
@@ -71,29 +69,8 @@ class Runtime:
 
 
 def claim(rt: Runtime, *, job_id: str, stage: str) -> bool:
-    now = utcnow()
     with rt.scope() as s:
-        res = s.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                Job.status == JobStatus.queued.value,
-                Job.stage == stage,
-                Job.cancel_requested.is_(False),
-            )
-            .values(
-                status=JobStatus.running.value,
-                worker=worker_name(),
-                heartbeat_at=now,
-                stage_started_at=now,
-                stage_progress=0.0,
-                attempts=Job.attempts + 1,
-                started_at=now,
-                message=f"{stage}: starting",
-                eta_s=None,
-            )
-        )
-        return bool(res.rowcount)
+        return jobstate.claim(s, job_id=job_id, stage=stage, worker=worker_name())
 
 
 class LostJob(Exception):
@@ -139,16 +116,7 @@ class JobHandle:
 
     def beat(self) -> None:
         with self.rt.scope() as s:
-            res = s.execute(
-                update(Job)
-                .where(
-                    Job.id == self.job_id,
-                    Job.status == JobStatus.running.value,
-                    Job.worker == worker_name(),
-                )
-                .values(heartbeat_at=utcnow())
-            )
-            if not res.rowcount:
+            if not jobstate.beat(s, job_id=self.job_id, worker=worker_name()):
                 self._lost = True
 
     # progress --------------------------------------------------------------------------------
@@ -165,34 +133,22 @@ class JobHandle:
         self._fraction = f
         elapsed = now - self._started
         eta = elapsed * (1.0 - f) / f if f > 0.01 else None
-        values: dict[str, Any] = {
-            "stage_progress": f,
-            "progress": (self.stage_index + f) / self.n_stages,
-            "eta_s": eta,
-            "heartbeat_at": utcnow(),
-        }
-        if message is not None:
-            values["message"] = message
         with self.rt.scope() as s:
-            res = s.execute(
-                update(Job)
-                .where(
-                    Job.id == self.job_id,
-                    Job.worker == worker_name(),
-                    Job.status == JobStatus.running.value,
-                )
-                .values(**values)
+            ok = jobstate.progress(
+                s,
+                job_id=self.job_id,
+                worker=worker_name(),
+                stage_progress=f,
+                progress=(self.stage_index + f) / self.n_stages,
+                eta_s=eta,
+                message=message,
             )
-            if not res.rowcount:
-                self._lost = True
+        if not ok:
+            self._lost = True
 
-    def sub_progress(self, stage: str, start: float, end: float) -> Callable[[str, float], None]:
+    def sub_progress(self, stage: str, start: float, end: float) -> ProgressFn:
         """An engine ``progress(stage, fraction)`` hook mapped onto ``start..end`` of this stage."""
-
-        def report(_stage: str, fraction: float) -> None:
-            self.progress(stage, start + (end - start) * min(max(fraction, 0.0), 1.0))
-
-        return report
+        return sub_progress(self.progress, stage, start, end)
 
     def save_state(self, **items: Any) -> None:
         """Merge resume data into ``job.state`` (kept across attempts)."""
@@ -214,8 +170,7 @@ class JobHandle:
         if now - self._last_stop_check >= 1.0:
             self._last_stop_check = now
             with self.rt.scope() as s:
-                flag = s.scalar(select(Job.cancel_requested).where(Job.id == self.job_id))
-            self._cancel = bool(flag)
+                self._cancel = jobstate.cancel_requested(s, job_id=self.job_id)
         return self._cancel or self._lost
 
     @property
@@ -227,89 +182,32 @@ class JobHandle:
         return self._lost
 
 
-def _finish_values(status: str, **extra: Any) -> dict[str, Any]:
-    return {"status": status, "finished_at": utcnow(), "eta_s": None, **extra}
-
-
 def complete_stage(rt: Runtime, h: JobHandle) -> str | None:
     """Advance the job after a successful stage. Returns the next stage to send, if any."""
     with rt.scope() as s:
-        job = s.get(Job, h.job_id)
-        assert job is not None
-        stages = list(job.stages)
-        nxt = stages[h.stage_index + 1] if h.stage_index + 1 < len(stages) else None
-        guard = (
-            Job.id == h.job_id,
-            Job.status == JobStatus.running.value,
-            Job.worker == worker_name(),
-            Job.stage == h.stage,
+        owned, nxt = jobstate.complete_stage(
+            s, job_id=h.job_id, stage=h.stage, worker=worker_name()
         )
-        if nxt is None:
-            values = _finish_values(
-                JobStatus.succeeded.value, progress=1.0, stage_progress=1.0, message="done"
-            )
-        else:
-            values = {
-                "status": JobStatus.queued.value,
-                "stage": nxt,
-                "stage_progress": 0.0,
-                "progress": (h.stage_index + 1) / len(stages),
-                "queued_at": utcnow(),
-                "dispatched_at": None,
-                "message": f"{nxt}: waiting for a worker",
-                "eta_s": None,
-                "attempts": 0,
-                "worker": None,
-            }
-        res = s.execute(update(Job).where(*guard).values(**values))
-        if not res.rowcount:
-            raise LostJob(h.job_id)
+    if not owned:
+        raise LostJob(h.job_id)
     return nxt
 
 
-def fail(
-    rt: Runtime,
-    *,
-    job_id: str,
-    error: str,
-    tb: str | None = None,
-    status: str = JobStatus.failed.value,
-) -> None:
+def fail(rt: Runtime, *, job_id: str, error: str, tb: str | None = None) -> None:
     with rt.scope() as s:
-        s.execute(
-            update(Job)
-            .where(
-                Job.id == job_id, Job.status == JobStatus.running.value, Job.worker == worker_name()
-            )
-            .values(
-                **_finish_values(
-                    status,
-                    error=error,
-                    traceback=tb,
-                    message=error if status == JobStatus.failed.value else "cancelled",
-                )
-            )
-        )
+        jobstate.fail(s, job_id=job_id, worker=worker_name(), error=error, tb=tb)
+
+
+def stop(rt: Runtime, *, job_id: str) -> None:
+    """The stage stopped because the user cancelled: the job ends cancelled."""
+    with rt.scope() as s:
+        jobstate.stop(s, job_id=job_id, worker=worker_name())
 
 
 def requeue(rt: Runtime, *, job_id: str, reason: str) -> bool:
     """Give a running job of this worker back to the queue (shutdown, transient error)."""
     with rt.scope() as s:
-        res = s.execute(
-            update(Job)
-            .where(
-                Job.id == job_id, Job.status == JobStatus.running.value, Job.worker == worker_name()
-            )
-            .values(
-                status=JobStatus.queued.value,
-                worker=None,
-                queued_at=utcnow(),
-                dispatched_at=None,
-                message=reason,
-                eta_s=None,
-            )
-        )
-        return bool(res.rowcount)
+        return jobstate.requeue(s, job_id=job_id, worker=worker_name(), reason=reason)
 
 
 def format_tb(exc: BaseException) -> str:
@@ -325,51 +223,25 @@ def requeue_stale(rt: Runtime) -> list[tuple[str, str]]:
     cutoff = utcnow() - timedelta(seconds=rt.settings.heartbeat_timeout_s)
     actions: list[tuple[str, str]] = []
     with rt.scope() as s:
-        stale = s.execute(
-            select(Job.id, Job.stage, Job.attempts, Job.max_attempts, Job.cancel_requested).where(
-                Job.status == JobStatus.running.value, Job.heartbeat_at < cutoff
-            )
-        ).all()
-    for job_id, stage, attempts, max_attempts, cancel in stale:
-        guard = (Job.id == job_id, Job.status == JobStatus.running.value, Job.heartbeat_at < cutoff)
+        rows = jobstate.stale(s, beat_before=cutoff)
+    for row in rows:
         with rt.scope() as s:
-            if cancel:
-                res = s.execute(
-                    update(Job)
-                    .where(*guard)
-                    .values(**_finish_values(JobStatus.cancelled.value, message="cancelled"))
-                )
-                action = "cancelled"
-            elif attempts >= max_attempts:
-                msg = (
-                    f"The worker running this job stopped responding {attempts} times "
-                    f"(stage '{stage}'); giving up."
-                )
-                res = s.execute(
-                    update(Job)
-                    .where(*guard)
-                    .values(**_finish_values(JobStatus.failed.value, error=msg, message=msg))
-                )
-                action = "failed"
-            else:
-                res = s.execute(
-                    update(Job)
-                    .where(*guard)
-                    .values(
-                        status=JobStatus.queued.value,
-                        worker=None,
-                        queued_at=utcnow(),
-                        dispatched_at=None,
-                        message=f"{stage}: worker lost, resuming from the last checkpoint",
-                    )
-                )
-                action = "requeued"
-        if res.rowcount:
-            if action == "requeued":
-                rt.dispatch(job_id, stage)
-            actions.append((job_id, action))
-            log.warning("watchdog: job %s %s", job_id, action)
+            done = jobstate.recover(s, row, beat_before=cutoff)
+        if done is None:
+            continue
+        action = ACTIONS[done]
+        if done is jobstate.Transition.recover:
+            rt.dispatch(row.id, row.stage)
+        actions.append((row.id, action))
+        log.warning("watchdog: job %s %s", row.id, action)
     return actions
+
+
+ACTIONS = {
+    jobstate.Transition.recover: "requeued",
+    jobstate.Transition.give_up: "failed",
+    jobstate.Transition.reap_cancelled: "cancelled",
+}
 
 
 def redispatch_unsent(rt: Runtime) -> list[str]:
@@ -377,14 +249,7 @@ def redispatch_unsent(rt: Runtime) -> list[str]:
     were queued) and that waited longer than ``redispatch_after_s``. Returns their ids."""
     cutoff = utcnow() - timedelta(seconds=rt.settings.redispatch_after_s)
     with rt.scope() as s:
-        unsent = s.execute(
-            select(Job.id, Job.stage).where(
-                Job.status == JobStatus.queued.value,
-                Job.dispatched_at.is_(None),
-                Job.queued_at < cutoff,
-                Job.cancel_requested.is_(False),
-            )
-        ).all()
+        unsent = jobstate.unsent(s, queued_before=cutoff)
     sent = []
     for job_id, stage in unsent:
         if stage and rt.dispatch(job_id, stage):

@@ -10,29 +10,35 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from app.core import keys
+from app.core.names import ArtifactKind, Stage
+from app.core.params import ConversionParams
+from svc_core import recipes
 from svc_core.errors import BadInputError
 from svc_core.progress import check_stop
 from worker.jobs.common import (
+    JobSnapshot,
     find_artifact,
     inputs_key,
     snapshot,
     store_artifact,
     temp_dir,
     usable_tracks,
+    worker_cuda,
 )
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def separation_params(job_params: dict, *, vocals_only: bool, max_duration_s: float):
-    from svc_core.separation import DEREVERB_MODEL, SeparationParams, default_model
-    from worker.jobs.preprocess import _cuda
-
-    options = job_params.get("options") or job_params  # conversion options or train request
-    second = DEREVERB_MODEL if options.get("dereverb") else None
-    return SeparationParams(
-        model=options.get("separation_model") or default_model(_cuda()),
-        second_pass=options.get("second_pass") or second,
-        input_kind="vocals" if vocals_only else "mixture",
+def separation_params(job: JobSnapshot, *, vocals_only: bool, max_duration_s: float):
+    """The job's separation settings for this worker's device: a voice's training request
+    may ask for a model and dereverb, a conversion's options for a model."""
+    p = job.params
+    request = p.options if isinstance(p, ConversionParams) else p
+    return recipes.separation_params(
+        request.separation_model,
+        cuda=worker_cuda(),
+        dereverb=getattr(request, "dereverb", False),
+        vocals_only=vocals_only,
         max_duration_s=max_duration_s,
     )
 
@@ -47,14 +53,18 @@ def run(rt: Runtime, h: JobHandle) -> None:
     n = len(tracks)
     for i, track in enumerate(tracks):
         check_stop(h.should_stop)
-        decoded = find_artifact(rt, user_id=job.user_id, kind="decoded", track_id=track.id)
+        decoded = find_artifact(
+            rt, user_id=job.user_id, kind=ArtifactKind.decoded, track_id=track.id
+        )
         if decoded is None:
             raise BadInputError(f"'{track.filename}' has not been decoded: upload it again.")
         params = separation_params(
-            job.params, vocals_only=track.vocals_only, max_duration_s=rt.settings.max_audio_seconds
+            job, vocals_only=track.vocals_only, max_duration_s=rt.settings.max_audio_seconds
         )
         key = inputs_key("separate", decoded.sha256, params)
-        if find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track.id, inputs=key):
+        if find_artifact(
+            rt, user_id=job.user_id, kind=ArtifactKind.vocals, track_id=track.id, inputs=key
+        ):
             h.progress("separate", (i + 1) / n, f"separate: {track.filename} already done")
             continue
         what = "cleaning vocals of" if track.vocals_only else "separating"
@@ -71,7 +81,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
                 progress=h.sub_progress("separate", i / n, (i + 1) / n),
                 should_stop=h.should_stop,
             )
-            prefix = f"u/{job.user_id}/tracks/{track.id}/stems/{key[:12]}"
+
             meta = {
                 "model": result.model,
                 "second_pass": result.second_pass,
@@ -81,9 +91,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
             stem = Path(track.filename).stem
             # instrumental first: "vocals" with this key marks the track as done
             stems = [
-                ("instrumental", result.instrumental),
-                *result.extra.items(),
-                ("vocals", result.vocals),
+                (ArtifactKind.instrumental, result.instrumental),
+                *((ArtifactKind(k), v) for k, v in result.extra.items()),
+                (ArtifactKind.vocals, result.vocals),
             ]
             for kind, path in stems:
                 if path is None:
@@ -92,9 +102,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
                     rt,
                     job=job,
                     local_file=Path(path),
-                    key=f"{prefix}/{kind}.wav",
+                    key=keys.track(job.user_id, track.id, "stems", key[:12], f"{kind}.wav"),
                     kind=kind,
-                    stage="separate",
+                    stage=Stage.separate,
                     inputs=key,
                     content_type="audio/wav",
                     filename=f"{stem}-{kind}.wav",

@@ -10,6 +10,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from app.core import keys
+from app.core.names import ArtifactKind, Stage
+from app.core.params import TrainRequest
 from svc_core.errors import BadAudioError, BadInputError
 from svc_core.progress import check_stop
 from worker.jobs.common import (
@@ -23,12 +26,10 @@ from worker.jobs.common import (
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def slice_params(job_params: dict):
+def slice_params(request: TrainRequest):
     from svc_core.audio.slicer import SliceParams
 
-    fields = ("threshold_db", "min_length_ms", "min_interval_ms", "max_sil_kept_ms", "max_length_s")
-    given = job_params.get("slicer") or {}
-    return SliceParams(**{k: given[k] for k in fields if k in given})
+    return SliceParams(**request.slicer.model_dump())
 
 
 def run(rt: Runtime, h: JobHandle) -> None:
@@ -42,12 +43,14 @@ def run(rt: Runtime, h: JobHandle) -> None:
     made = 0
     for i, track in enumerate(tracks):
         check_stop(h.should_stop)
-        vocals = find_artifact(rt, user_id=job.user_id, kind="vocals", track_id=track.id)
+        vocals = find_artifact(rt, user_id=job.user_id, kind=ArtifactKind.vocals, track_id=track.id)
         if vocals is None:
             problems.append(f"{track.filename}: no vocals (separation did not run)")
             continue
         key = inputs_key("slice", vocals.sha256, params)
-        if find_artifact(rt, user_id=job.user_id, kind="slices", track_id=track.id, inputs=key):
+        if find_artifact(
+            rt, user_id=job.user_id, kind=ArtifactKind.slices, track_id=track.id, inputs=key
+        ):
             made += 1
             h.progress("slice", (i + 1) / n, f"slice: {track.filename} already sliced")
             continue
@@ -68,7 +71,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
             except BadAudioError as exc:  # the message names our copy: name the upload
                 problems.append(str(exc).replace(f"'{src.name}'", f"'{track.filename}'"))
                 continue
-            prefix = f"u/{job.user_id}/tracks/{track.id}/slices/{key[:12]}"
+            prefix = keys.track(job.user_id, track.id, "slices", key[:12])
             for info in infos:
                 rt.storage.put_file(f"{prefix}/{info.path}", out / info.path, move=True)
             seconds = round(sum(x.duration_s for x in infos), 3)
@@ -77,8 +80,8 @@ def run(rt: Runtime, h: JobHandle) -> None:
                 job=job,
                 local_file=manifest_path(out, src),
                 key=f"{prefix}/manifest.json",
-                kind="slices",
-                stage="slice",
+                kind=ArtifactKind.slices,
+                stage=Stage.slice,
                 inputs=key,
                 content_type="application/json",
                 filename=f"{src.stem}-slices.json",

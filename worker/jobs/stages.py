@@ -21,14 +21,14 @@ from worker.jobs.runtime import JobHandle, Runtime
 
 StageFn = Callable[[Runtime, JobHandle], None]
 
-STAGES: dict[str, StageFn] = {
-    Stage.ingest.value: ingest.run,
-    Stage.separate.value: separate.run,
-    Stage.slice.value: slice.run,
-    Stage.preprocess.value: preprocess.run,
-    Stage.train.value: train.run,
-    Stage.convert.value: convert.run,
-    Stage.mix.value: mix.run,
-    Stage.report.value: report.run,
-    Stage.import_voice.value: import_voice.run,
+STAGES: dict[Stage | str, StageFn] = {
+    Stage.ingest: ingest.run,
+    Stage.separate: separate.run,
+    Stage.slice: slice.run,
+    Stage.preprocess: preprocess.run,
+    Stage.train: train.run,
+    Stage.convert: convert.run,
+    Stage.mix: mix.run,
+    Stage.report: report.run,
+    Stage.import_voice: import_voice.run,
 }

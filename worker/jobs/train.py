@@ -15,8 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from app.core import keys
 from app.core.db.models import Job, Voice
+from app.core.names import ArtifactKind, Stage
+from app.core.params import TrainRequest
 from svc_core.errors import BadInputError
+from svc_core.recipes import Features
 from svc_core.train.events import (
     CheckpointSaved,
     Evaluated,
@@ -31,6 +35,7 @@ from worker.jobs.common import (
     store_artifact,
     store_retrieval_index,
     temp_dir,
+    voice_of,
 )
 from worker.jobs.runtime import JobHandle, Runtime
 
@@ -122,23 +127,22 @@ class CurveRecorder:
                 job.metrics = json.loads(json.dumps(self.metrics, default=str))
 
 
-def train_params(rt: Runtime, job_params: dict, features: dict | None = None):
+def train_params(rt: Runtime, request: TrainRequest, features: Features | None = None):
     """Stop rules from the request; the base model from the voice's start plan (decided
     with its features at preprocessing: 5.0's pretrain needs 5.0's speaker vectors)."""
     from svc_core.recipes import resolve_base_model
     from svc_core.train.trainer import TrainParams
 
-    minutes = job_params.get("max_minutes")
-    steps, epochs = job_params.get("max_steps"), job_params.get("max_epochs")
+    minutes = request.max_minutes
+    steps, epochs = request.max_steps, request.max_epochs
     if minutes is None and steps is None and epochs is None:
         minutes = DEFAULT_MAX_MINUTES
-    start = (features or {}).get("start")
-    base = start["base_model"] if start else job_params.get("base_model")
+    start = features.start if features is not None else None
+    base = start["base_model"] if start else request.base_model
     return TrainParams(
         max_steps=steps,
         max_epochs=epochs,
         max_seconds=None if minutes is None else float(minutes) * 60.0,
-        patience=job_params.get("patience"),
         base_model=resolve_base_model(base, rt.settings.models_dir),
         save_every_s=120.0,
     )
@@ -149,22 +153,21 @@ def run(rt: Runtime, h: JobHandle) -> None:
     from svc_core.train.trainer import train
 
     job = snapshot(rt, h)
-    if not job.voice_id:
-        raise BadInputError("Training needs a voice.")
+    voice_id = voice_of(job)
     with rt.scope() as s:
-        voice = s.get(Voice, job.voice_id)
+        voice = s.get(Voice, voice_id)
         j = s.get(Job, h.job_id)
         assert voice is not None and j is not None
-        features = dict((voice.settings or {}).get("features") or {})
+        stored = (voice.settings or {}).get("features")
         coverage = voice.report
         name = voice.name
         previous = dict(j.metrics) if j.metrics else None
-    if not features:
+    if not stored:
         raise BadInputError("The voice has no preprocessed dataset: run preprocessing first.")
-    config = features.get("config") or job.params.get("config") or "base"
-    base = f"u/{job.user_id}/voices/{job.voice_id}"
-    dataset = rt.storage.path(f"{base}/dataset")
-    out_dir = rt.storage.path(f"{base}/train/{config}")
+    features = Features.from_dict(stored)
+    config = features.config
+    dataset = rt.storage.path(keys.voice(job.user_id, voice_id, "dataset"))
+    out_dir = rt.storage.path(keys.voice(job.user_id, voice_id, "train", config))
     params = train_params(rt, job.params, features)
     recorder = CurveRecorder(rt, h, previous)
     h.progress("train", 0.0, "train: starting", force=True)
@@ -184,7 +187,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     checkpoint = result.best_checkpoint or result.checkpoint
     meta = {
         "voice": name,
-        "features": features,
+        "features": features.to_dict(),
         "pitch_histogram": (coverage or {}).get("histogram"),
         "pitch_hop_s": (coverage or {}).get("hop_s"),
         "train": {
@@ -216,9 +219,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
             rt,
             job=job,
             local_file=pkg,
-            key=f"{base}/voice-{job.id[:8]}-{result.step}.zip",
-            kind="voice_package",
-            stage="train",
+            key=keys.voice(job.user_id, voice_id, f"voice-{job.id[:8]}-{result.step}.zip"),
+            kind=ArtifactKind.voice_package,
+            stage=Stage.train,
             inputs=result.config_hash,
             content_type="application/zip",
             filename=f"{safe}.svcvoice.zip",
@@ -232,9 +235,9 @@ def run(rt: Runtime, h: JobHandle) -> None:
             rt,
             job=job,
             local_file=metrics,
-            key=f"{base}/train-{job.id[:8]}-metrics.jsonl",
-            kind="metrics",
-            stage="train",
+            key=keys.voice(job.user_id, voice_id, f"train-{job.id[:8]}-metrics.jsonl"),
+            kind=ArtifactKind.metrics,
+            stage=Stage.train,
             inputs=None,
             content_type="application/x-ndjson",
             filename=f"{safe}-training-metrics.jsonl",
@@ -256,7 +259,7 @@ def _build_index(rt: Runtime, job, dataset: Path, work: Path, safe: str) -> Path
         local_file=path,
         index=index,
         tag=job.id[:8],
-        stage="train",
+        stage=Stage.train,
         filename=f"{safe}.svcindex",
     )
     return path
@@ -272,7 +275,7 @@ def _store_previews(rt: Runtime, job, previews_dir: Path, work: Path) -> None:
         if find_artifact(
             rt,
             user_id=job.user_id,
-            kind="preview",
+            kind=ArtifactKind.preview,
             voice_id=job.voice_id,
             inputs=f"{latest.name}/{wav.name}",
         ):
@@ -283,9 +286,9 @@ def _store_previews(rt: Runtime, job, previews_dir: Path, work: Path) -> None:
             rt,
             job=job,
             local_file=tmp,
-            key=f"u/{job.user_id}/voices/{job.voice_id}/previews/{latest.name}-{wav.name}",
-            kind="preview",
-            stage="train",
+            key=keys.voice(job.user_id, voice_of(job), "previews", f"{latest.name}-{wav.name}"),
+            kind=ArtifactKind.preview,
+            stage=Stage.train,
             inputs=f"{latest.name}/{wav.name}",
             content_type="audio/wav",
             filename=f"preview-{latest.name}-{wav.name}",

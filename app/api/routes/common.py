@@ -1,17 +1,25 @@
-"""Shared helpers for the routers: public views and enqueueing."""
+"""Shared helpers for the routers: public views, and the one way a route starts jobs."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
+from fastapi import HTTPException
+from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.api.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
 from app.api.uploads import UploadedFile, move_into, safe_extension
+from app.core import jobstate, keys
 from app.core.config import Settings
 from app.core.db import crud
 from app.core.db.models import Artifact, Conversion, Job, Track, TrackRole, TrackStatus, Voice
+from app.core.names import PIPELINES, JobKind
+from app.core.params import job_params
 from app.core.queue import send_and_record, send_stage
 from app.core.storage import LocalStorage
 
@@ -54,7 +62,7 @@ def conversion_public(session: Session, c: Conversion) -> ConversionPublic:
 
 
 def enqueue(session: Session, settings: Settings, job: Job) -> None:
-    """Commit the job row first, then send its first stage: a worker never sees a job id
+    """Commit the job row first, then send its current stage: a worker never sees a job id
     that is not in the database yet. A broker that is down does not lose the request (see
     ``send_and_record``)."""
     session.commit()
@@ -72,6 +80,87 @@ def enqueue(session: Session, settings: Settings, job: Job) -> None:
         log.warning("job %s: could not reload it: %s", job.id, exc)
 
 
+BUSY = "Another job is running for the same voice or conversion: wait for it or cancel it."
+
+
+def ensure_not_busy(
+    session: Session,
+    *,
+    kind: JobKind,
+    voice_id: str | None = None,
+    conversion_id: str | None = None,
+    message: str = BUSY,
+) -> None:
+    """409 when a job of ``kind`` would race an active one: a conversion runs one job at a
+    time (convert, re-mix), a voice trains once at a time."""
+    if conversion_id is not None:
+        busy = list(crud.active_jobs_for(session, conversion_id=conversion_id))
+    elif kind == JobKind.voice and voice_id is not None:
+        busy = [j for j in crud.active_jobs_for(session, voice_id=voice_id) if j.kind == kind]
+    else:
+        busy = []
+    if busy:
+        raise HTTPException(409, message)
+
+
+@dataclass
+class NewJobs:
+    """The jobs a request creates (see ``creating_jobs``)."""
+
+    session: Session
+    settings: Settings
+    user_id: str
+    jobs: list[Job] = field(default_factory=list)
+
+    def add(
+        self,
+        kind: JobKind,
+        params: BaseModel,
+        *,
+        voice_id: str | None = None,
+        conversion_id: str | None = None,
+    ) -> Job:
+        """A queued job of ``kind`` running its pipeline's stages, with its typed
+        parameters (validated again by the worker against the same model)."""
+        job = jobstate.create(
+            self.session,
+            user_id=self.user_id,
+            kind=kind,
+            stages=PIPELINES[kind],
+            params=job_params(kind, params),
+            voice_id=voice_id,
+            conversion_id=conversion_id,
+            max_attempts=self.settings.max_attempts,
+        )
+        self.jobs.append(job)
+        return job
+
+
+@contextmanager
+def creating_jobs(
+    session: Session,
+    settings: Settings,
+    *,
+    user_id: str,
+    on_error: Callable[[], None] | None = None,
+) -> Iterator[NewJobs]:
+    """What every job-creating route does: the rows it adds inside the block (tracks,
+    conversions, jobs through ``NewJobs.add``) are committed together, then each job's first
+    stage is sent. Any error rolls everything back and calls ``on_error`` (which removes the
+    files the request stored), so a failed request leaves nothing behind."""
+    new = NewJobs(session, settings, user_id)
+    try:
+        yield new
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if on_error is not None:
+            on_error()
+        raise
+    for job in new.jobs:
+        enqueue(session, settings, job)
+
+
 def add_uploaded_track(
     session: Session,
     storage: LocalStorage,
@@ -86,18 +175,18 @@ def add_uploaded_track(
     track = Track(
         user_id=user_id,
         voice_id=voice_id,
-        role=role.value,
+        role=role,
         filename=up.filename,
         content_type=up.content_type,
         size_bytes=up.size,
         sha256=up.sha256,
         storage_key="",
         vocals_only=vocals_only,
-        status=TrackStatus.uploaded.value,
+        status=TrackStatus.uploaded,
     )
     session.add(track)
     session.flush()
-    track.storage_key = f"u/{user_id}/tracks/{track.id}/original{safe_extension(up.filename)}"
+    track.storage_key = keys.track(user_id, track.id, f"original{safe_extension(up.filename)}")
     move_into(storage, up, track.storage_key)
     return track
 

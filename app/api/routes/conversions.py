@@ -11,14 +11,17 @@ from app.api.routes.common import (
     FILES,
     add_uploaded_track,
     conversion_public,
-    enqueue,
+    creating_jobs,
+    ensure_not_busy,
     multipart_body,
 )
 from app.api.schemas import ConversionOptions, ConversionPublic, JobPublic, RemixRequest
 from app.api.uploads import form_flag, parse_upload
+from app.core import keys
 from app.core.db import crud
 from app.core.db.models import Conversion, TrackRole
-from app.core.names import PIPELINES, JobKind
+from app.core.names import ArtifactKind, JobKind
+from app.core.params import ConversionParams, RemixParams
 
 router = APIRouter(prefix="/conversions", tags=["conversions"])
 
@@ -77,8 +80,14 @@ async def create_conversions(
             raise
         vocals_only = form_flag(parsed.fields, "vocals_only")
         created: list[Conversion] = []
-        moved: list[str] = []
-        try:
+        stored: list[str] = []
+
+        def undo() -> None:
+            parsed.cleanup()
+            for prefix in stored:
+                storage.delete_prefix(prefix)
+
+        with creating_jobs(session, settings, user_id=user.id, on_error=undo) as jobs:
             for up in parsed.files:
                 track = add_uploaded_track(
                     session,
@@ -89,36 +98,22 @@ async def create_conversions(
                     voice_id=None,
                     vocals_only=vocals_only,
                 )
-                moved.append(f"u/{user.id}/tracks/{track.id}")
+                stored.append(keys.track(user.id, track.id))
                 conv = Conversion(
                     user_id=user.id,
                     voice_id=voice.id,
                     source_track_id=track.id,
-                    options=options.model_dump(),
+                    options=options.model_dump(mode="json"),
                 )
                 session.add(conv)
                 session.flush()
-                crud.create_job(
-                    session,
-                    user_id=user.id,
-                    kind=JobKind.conversion.value,
-                    stages=[s.value for s in PIPELINES[JobKind.conversion]],
-                    params={"options": options.model_dump(), "track_ids": [track.id]},
+                jobs.add(
+                    JobKind.conversion,
+                    ConversionParams(options=options, track_ids=[track.id]),
                     voice_id=voice.id,
                     conversion_id=conv.id,
-                    max_attempts=settings.max_attempts,
                 )
                 created.append(conv)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            parsed.cleanup()
-            for p in moved:
-                storage.delete_prefix(p)
-            raise
-        for conv in created:
-            for job in crud.list_jobs(session, user_id=user.id, conversion_id=conv.id):
-                enqueue(session, settings, job)
         return [conversion_public(session, c) for c in created]
 
     return await run_in_threadpool(finish)
@@ -156,23 +151,23 @@ def remix_conversion(
     conv = crud.get_conversion(session, user_id=user.id, conversion_id=conversion_id)
     if conv is None:
         raise not_found("Conversion")
-    if crud.active_jobs_for(session, conversion_id=conv.id):
-        raise HTTPException(409, "This conversion is in progress: wait for it or cancel it.")
+    ensure_not_busy(
+        session,
+        kind=JobKind.remix,
+        conversion_id=conv.id,
+        message="This conversion is in progress: wait for it or cancel it.",
+    )
     if not crud.list_artifacts(
-        session, user_id=user.id, conversion_id=conv.id, kind="converted_vocals"
+        session, user_id=user.id, conversion_id=conv.id, kind=ArtifactKind.converted_vocals
     ):
         raise HTTPException(409, "This conversion has no converted vocals yet: nothing to re-mix.")
-    job = crud.create_job(
-        session,
-        user_id=user.id,
-        kind=JobKind.remix.value,
-        stages=[s.value for s in PIPELINES[JobKind.remix]],
-        params={"options": body.model_dump()},
-        voice_id=conv.voice_id,
-        conversion_id=conv.id,
-        max_attempts=settings.max_attempts,
-    )
-    enqueue(session, settings, job)
+    with creating_jobs(session, settings, user_id=user.id) as jobs:
+        job = jobs.add(
+            JobKind.remix,
+            RemixParams(options=body),
+            voice_id=conv.voice_id,
+            conversion_id=conv.id,
+        )
     return JobPublic.model_validate(job)
 
 
@@ -190,5 +185,5 @@ def delete_conversion(
     if track is not None:
         session.delete(track)
     session.commit()
-    storage.delete_prefix(f"u/{user.id}/conversions/{conv.id}")
-    storage.delete_prefix(f"u/{user.id}/tracks/{conv.source_track_id}")
+    storage.delete_prefix(keys.conversion(user.id, conv.id))
+    storage.delete_prefix(keys.track(user.id, conv.source_track_id))

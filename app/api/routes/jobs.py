@@ -10,12 +10,11 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, not_found
-from app.api.routes.common import artifact_public, enqueue
+from app.api.routes.common import artifact_public, enqueue, ensure_not_busy
 from app.api.schemas import ArtifactPublic, JobPublic
+from app.core import jobstate
 from app.core.db import crud
-from app.core.db.models import TERMINAL_STATUSES, JobStatus
 from app.core.db.session import get_sessionmaker
-from app.core.names import JobKind
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -69,9 +68,9 @@ def cancel_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic
     job = crud.get_job(session, user_id=user.id, job_id=job_id)
     if job is None:
         raise not_found("Job")
-    if job.status in TERMINAL_STATUSES:
+    if job.status in jobstate.TERMINAL:
         raise HTTPException(409, f"The job has already {job.status}.")
-    crud.cancel_job(session, job=job)
+    jobstate.cancel(session, job=job)
     session.commit()
     session.refresh(job)
     return JobPublic.model_validate(job)
@@ -86,26 +85,12 @@ def retry_job(
     job = crud.get_job(session, user_id=user.id, job_id=job_id)
     if job is None:
         raise not_found("Job")
-    if job.status not in (JobStatus.failed.value, JobStatus.cancelled.value):
+    if job.status not in jobstate.RETRYABLE:
         raise HTTPException(
             409, f"Only failed or cancelled jobs can be retried; this one is {job.status}."
         )
-    if job.conversion_id is not None:  # a conversion runs one job at a time (convert, re-mix)
-        busy = crud.active_jobs_for(session, conversion_id=job.conversion_id)
-    elif job.kind == JobKind.voice.value and job.voice_id is not None:  # one training per voice
-        busy = [
-            j
-            for j in crud.active_jobs_for(session, voice_id=job.voice_id)
-            if j.kind == JobKind.voice.value
-        ]
-    else:
-        busy = []
-    if busy:
-        raise HTTPException(
-            409,
-            "Another job is running for the same voice or conversion: wait for it or cancel it.",
-        )
-    if not crud.retry_job(session, job=job):
+    ensure_not_busy(session, kind=job.kind, voice_id=job.voice_id, conversion_id=job.conversion_id)
+    if not jobstate.retry(session, job=job):
         raise HTTPException(409, "The job changed meanwhile; reload it.")
     enqueue(session, settings, job)
     return JobPublic.model_validate(job)
@@ -142,7 +127,7 @@ async def job_events(
             if data != last:
                 last, idle = data, 0.0
                 yield f"event: job\nid: {current.updated_at.timestamp()}\ndata: {data}\n\n"
-                if current.status in TERMINAL_STATUSES:
+                if current.status in jobstate.TERMINAL:
                     yield f"event: end\ndata: {json.dumps({'status': current.status})}\n\n"
                     return
             elif idle >= 15:

@@ -7,8 +7,10 @@ from fastapi.responses import FileResponse
 
 from app.api.deps import CurrentUser, SessionDep, StorageDep, not_found
 from app.api.schemas import TrackPublic
+from app.core import keys
 from app.core.db import crud
 from app.core.db.models import TrackRole
+from app.core.names import ArtifactKind
 
 router = APIRouter(prefix="/tracks", tags=["tracks"])
 
@@ -37,13 +39,13 @@ def delete_track(
     track = crud.get_track(session, user_id=user.id, track_id=track_id)
     if track is None:
         raise not_found("Track")
-    if track.role == TrackRole.source.value:
+    if track.role == TrackRole.source:
         raise HTTPException(409, "This is a conversion's source song: delete the conversion.")
     if track.voice_id and crud.active_jobs_for(session, voice_id=track.voice_id):
         raise HTTPException(409, "The voice has a job in progress: cancel it first.")
     session.delete(track)
     session.commit()
-    storage.delete_prefix(f"u/{user.id}/tracks/{track.id}")
+    storage.delete_prefix(keys.track(user.id, track.id))
 
 
 @router.get(
@@ -65,7 +67,9 @@ def track_audio(
     if variant == "original":
         key, media, name = track.storage_key, track.content_type, track.filename
     else:
-        arts = crud.list_artifacts(session, user_id=user.id, track_id=track.id, kind="decoded")
+        arts = crud.list_artifacts(
+            session, user_id=user.id, track_id=track.id, kind=ArtifactKind.decoded
+        )
         if not arts:
             raise HTTPException(409, "This track has not been decoded yet.")
         key, media, name = arts[-1].storage_key, "audio/wav", arts[-1].filename

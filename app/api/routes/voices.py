@@ -10,7 +10,8 @@ from app.api.routes.common import (
     BINARY,
     FILES,
     add_uploaded_track,
-    enqueue,
+    creating_jobs,
+    ensure_not_busy,
     multipart_body,
     voice_public,
 )
@@ -32,9 +33,11 @@ from app.api.uploads import (
     sniff_text,
     sniff_torch,
 )
+from app.core import keys
 from app.core.db import crud
-from app.core.db.models import TrackRole, TrackStatus
-from app.core.names import PIPELINES, JobKind
+from app.core.db.models import Track, TrackRole, TrackStatus
+from app.core.names import JobKind
+from app.core.params import IngestParams, VoiceImportParams
 
 F0_METHODS = get_args(F0Method)
 
@@ -113,36 +116,36 @@ async def import_voice(
             parsed.cleanup()
             raise HTTPException(400, f"Unknown F0 method '{f0[:40]}'.")
         name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
-        try:
-            voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
-            base = f"u/{user.id}/voices/{voice.id}/import"
-            params: dict = {"filename": up.filename, "sha256": up.sha256}
-            if sovits5:
-                params.update(format="sovits5", f0_method=f0 or None)
-                for field, stored in (("files", "model.pth"), ("speaker", "speaker.spk.npy")):
-                    move_into(storage, by_field[field], f"{base}/{stored}")
-                    params[f"{field}_key"] = f"{base}/{stored}"
-                if "hparams" in by_field:
-                    move_into(storage, by_field["hparams"], f"{base}/hparams.yaml")
-                    params["hparams_key"] = f"{base}/hparams.yaml"
-                params["storage_key"] = params.pop("files_key")
-            else:
-                params["storage_key"] = f"{base}/package.zip"
-                move_into(storage, up, params["storage_key"])
-            job = crud.create_job(
-                session,
-                user_id=user.id,
-                kind=JobKind.voice_import.value,
-                stages=[s.value for s in PIPELINES[JobKind.voice_import]],
-                params=params,
-                voice_id=voice.id,
-                max_attempts=settings.max_attempts,
-            )
-            enqueue(session, settings, job)
-        except BaseException:
-            session.rollback()
+        stored: list[str] = []
+
+        def undo() -> None:
             parsed.cleanup()
-            raise
+            for prefix in stored:
+                storage.delete_prefix(prefix)
+
+        with creating_jobs(session, settings, user_id=user.id, on_error=undo) as jobs:
+            voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
+            stored.append(keys.voice(user.id, voice.id))
+            key = {
+                field: keys.voice(user.id, voice.id, "import", stored_name)
+                for field, stored_name in (
+                    ("files", "model.pth" if sovits5 else "package.zip"),
+                    ("speaker", "speaker.spk.npy"),
+                    ("hparams", "hparams.yaml"),
+                )
+            }
+            for field, up_file in by_field.items():
+                move_into(storage, up_file, key[field])
+            params = VoiceImportParams(
+                filename=up.filename,
+                sha256=up.sha256,
+                storage_key=key["files"],
+                format="sovits5" if sovits5 else "package",
+                f0_method=(f0 or None) if sovits5 else None,  # type: ignore[arg-type]
+                speaker_key=key["speaker"] if sovits5 else None,
+                hparams_key=key["hparams"] if "hparams" in by_field else None,
+            )
+            job = jobs.add(JobKind.voice_import, params, voice_id=voice.id)
         return UploadResult(tracks=[], job=JobPublic.model_validate(job))
 
     return await run_in_threadpool(finish)
@@ -196,14 +199,14 @@ def delete_voice(
     if crud.active_jobs_for(session, voice_id=voice.id):
         raise HTTPException(409, "This voice has a job in progress: cancel it first.")
     prefixes = [
-        f"u/{user.id}/tracks/{t.id}"
+        keys.track(user.id, t.id)
         for t in crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
     ]
-    prefixes.append(f"u/{user.id}/voices/{voice.id}")
+    prefixes.append(keys.voice(user.id, voice.id))
     for conv in crud.list_conversions(session, user_id=user.id, voice_id=voice.id):
         prefixes += [
-            f"u/{user.id}/conversions/{conv.id}",
-            f"u/{user.id}/tracks/{conv.source_track_id}",
+            keys.conversion(user.id, conv.id),
+            keys.track(user.id, conv.source_track_id),
         ]
         source = crud.get_track(session, user_id=user.id, track_id=conv.source_track_id)
         if source is not None:
@@ -246,8 +249,15 @@ async def upload_tracks(
         if not parsed.files:
             raise HTTPException(400, "No files in the upload (use the form field 'files').")
         vocals_only = form_flag(parsed.fields, "vocals_only")
-        tracks = []
-        try:
+        tracks: list[Track] = []
+
+        def undo() -> None:
+            parsed.cleanup()
+            for t in tracks:
+                if t.storage_key:
+                    storage.delete_prefix(keys.track(user.id, t.id))
+
+        with creating_jobs(session, settings, user_id=user.id, on_error=undo) as jobs:
             for up in parsed.files:
                 track = add_uploaded_track(
                     session,
@@ -259,23 +269,9 @@ async def upload_tracks(
                     vocals_only=vocals_only,
                 )
                 tracks.append(track)
-            job = crud.create_job(
-                session,
-                user_id=user.id,
-                kind=JobKind.ingest.value,
-                stages=[s.value for s in PIPELINES[JobKind.ingest]],
-                params={"track_ids": [t.id for t in tracks]},
-                voice_id=voice.id,
-                max_attempts=settings.max_attempts,
+            job = jobs.add(
+                JobKind.ingest, IngestParams(track_ids=[t.id for t in tracks]), voice_id=voice.id
             )
-            enqueue(session, settings, job)
-        except BaseException:
-            session.rollback()
-            parsed.cleanup()
-            for t in tracks:
-                if t.storage_key:
-                    storage.delete_prefix(f"u/{user.id}/tracks/{t.id}")
-            raise
         return UploadResult(
             tracks=[TrackPublic.model_validate(t) for t in tracks],
             job=JobPublic.model_validate(job),
@@ -303,19 +299,15 @@ def train_voice(
     if voice is None:
         raise not_found("Voice")
     tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
-    if not [t for t in tracks if t.status != TrackStatus.failed.value]:
+    if not [t for t in tracks if t.status != TrackStatus.failed]:
         raise HTTPException(400, "Upload at least one usable reference track first.")
-    if [j for j in crud.active_jobs_for(session, voice_id=voice.id) if j.kind == JobKind.voice]:
-        raise HTTPException(409, "This voice is already training: cancel that job first.")
-    voice.settings = {**voice.settings, "train": body.model_dump()}
-    job = crud.create_job(
+    ensure_not_busy(
         session,
-        user_id=user.id,
-        kind=JobKind.voice.value,
-        stages=[s.value for s in PIPELINES[JobKind.voice]],
-        params=body.model_dump(),
+        kind=JobKind.voice,
         voice_id=voice.id,
-        max_attempts=settings.max_attempts,
+        message="This voice is already training: cancel that job first.",
     )
-    enqueue(session, settings, job)
+    with creating_jobs(session, settings, user_id=user.id) as jobs:
+        voice.settings = {**voice.settings, "train": body.model_dump(mode="json")}
+        job = jobs.add(JobKind.voice, body, voice_id=voice.id)
     return JobPublic.model_validate(job)

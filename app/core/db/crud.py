@@ -10,22 +10,22 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core import jobstate
 from app.core.db.models import (
-    ACTIVE_STATUSES,
     ApiToken,
     Artifact,
     Conversion,
     Job,
-    JobStatus,
     Track,
     User,
     Voice,
     WorkerBeat,
     utcnow,
 )
+from app.core.names import ArtifactKind, Stage
 
 TOKEN_PREFIX = "svc_"
 
@@ -158,35 +158,6 @@ def get_conversion(session: Session, *, user_id: str, conversion_id: str) -> Con
 # --- jobs ---------------------------------------------------------------------------------
 
 
-def create_job(
-    session: Session,
-    *,
-    user_id: str,
-    kind: str,
-    stages: list[str],
-    params: dict[str, Any] | None = None,
-    voice_id: str | None = None,
-    conversion_id: str | None = None,
-    max_attempts: int = 3,
-) -> Job:
-    job = Job(
-        user_id=user_id,
-        kind=kind,
-        stages=list(stages),
-        stage=stages[0],
-        params=params or {},
-        voice_id=voice_id,
-        conversion_id=conversion_id,
-        max_attempts=max_attempts,
-        status=JobStatus.queued.value,
-        queued_at=utcnow(),
-        state={},
-    )
-    session.add(job)
-    session.flush()
-    return job
-
-
 def get_job(session: Session, *, user_id: str, job_id: str) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id, Job.user_id == user_id))
 
@@ -214,73 +185,12 @@ def list_jobs(
 def active_jobs_for(
     session: Session, *, voice_id: str | None = None, conversion_id: str | None = None
 ) -> Sequence[Job]:
-    q = select(Job).where(Job.status.in_(ACTIVE_STATUSES))
+    q = select(Job).where(Job.status.in_(jobstate.ACTIVE))
     if voice_id is not None:
         q = q.where(Job.voice_id == voice_id)
     if conversion_id is not None:
         q = q.where(Job.conversion_id == conversion_id)
     return session.scalars(q).all()
-
-
-def cancel_job(session: Session, *, job: Job) -> str:
-    """Cancel a queued job at once, or ask a running one to stop. Returns the resulting status."""
-    now = utcnow()
-    res = session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.queued.value)
-        .values(
-            status=JobStatus.cancelled.value,
-            cancel_requested=True,
-            finished_at=now,
-            message="cancelled before it started",
-            eta_s=None,
-        )
-    )
-    if res.rowcount:  # type: ignore[attr-defined]
-        return JobStatus.cancelled.value
-    session.execute(
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.running.value)
-        .values(cancel_requested=True, message="cancelling…")
-    )
-    session.flush()
-    session.refresh(job)
-    return job.status
-
-
-def retry_job(session: Session, *, job: Job) -> bool:
-    """Queue a failed or cancelled job again at the stage where it stopped. Its state (resume
-    data, checkpoints, cached chunks, earlier stages' artifacts) is kept, so it continues
-    rather than starting over. False when the job is not failed/cancelled any more."""
-    stages = list(job.stages)
-    stage = job.stage if job.stage in stages else stages[0]
-    res = session.execute(
-        update(Job)
-        .where(
-            Job.id == job.id,
-            Job.status.in_((JobStatus.failed.value, JobStatus.cancelled.value)),
-        )
-        .values(
-            status=JobStatus.queued.value,
-            stage=stage,
-            stage_progress=0.0,
-            progress=stages.index(stage) / len(stages),
-            cancel_requested=False,
-            attempts=0,
-            error=None,
-            traceback=None,
-            eta_s=None,
-            worker=None,
-            heartbeat_at=None,
-            finished_at=None,
-            queued_at=utcnow(),
-            dispatched_at=None,
-            message=f"{stage}: waiting for a worker (retry)",
-        )
-    )
-    session.flush()
-    session.refresh(job)
-    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 # --- artifacts ----------------------------------------------------------------------------
@@ -294,7 +204,7 @@ def list_artifacts(
     conversion_id: str | None = None,
     job_id: str | None = None,
     track_id: str | None = None,
-    kind: str | None = None,
+    kind: ArtifactKind | None = None,
 ) -> Sequence[Artifact]:
     q = select(Artifact).where(Artifact.user_id == user_id)
     for col, val in (
@@ -316,7 +226,7 @@ def get_artifact(session: Session, *, user_id: str, artifact_id: str) -> Artifac
 
 
 def find_reusable_artifact(
-    session: Session, *, user_id: str, stage: str, kind: str, inputs_key: str
+    session: Session, *, user_id: str, stage: Stage, kind: ArtifactKind, inputs_key: str
 ) -> Artifact | None:
     """An artifact of the same stage, kind and inputs/parameters: re-runs reuse it."""
     return session.scalar(

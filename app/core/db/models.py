@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -21,6 +21,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.core.names import ArtifactKind, JobKind, Stage
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -50,10 +52,6 @@ class JobStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
-
-
-ACTIVE_STATUSES = (JobStatus.queued.value, JobStatus.running.value)
-TERMINAL_STATUSES = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.cancelled.value)
 
 
 class TrackRole(enum.StrEnum):
@@ -94,6 +92,35 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 Timestamp = UTCDateTime()
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class StrEnumColumn(TypeDecorator[E]):
+    """A StrEnum stored as its value in a VARCHAR (no database enum type, so adding a member
+    needs no migration). Reads give the member back; a value this version does not know (a
+    newer API or worker wrote it during a rolling upgrade) is read as the plain string, never
+    an error. Writes refuse values outside the enum, except in a ``lenient`` column: stage
+    names, which a worker older than the API must carry along (and fail plainly on)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_cls: type[E], length: int, *, lenient: bool = False) -> None:
+        super().__init__(length)
+        self.enum_cls = enum_cls
+        self.lenient = lenient
+
+    def process_bind_param(self, value: E | str | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        if self.lenient and value not in self.enum_cls._value2member_map_:
+            return str(value)
+        return self.enum_cls(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> E | None:
+        if value is None:
+            return None
+        return self.enum_cls._value2member_map_.get(value, value)  # type: ignore[arg-type, return-value]
 
 
 class User(Base):
@@ -126,7 +153,9 @@ class Voice(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(20), default=VoiceStatus.created.value)
+    status: Mapped[VoiceStatus] = mapped_column(
+        StrEnumColumn(VoiceStatus, 20), default=VoiceStatus.created
+    )
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
@@ -140,14 +169,16 @@ class Track(Base):
     voice_id: Mapped[str | None] = mapped_column(
         ForeignKey("voices.id", ondelete="CASCADE"), index=True, nullable=True
     )
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[TrackRole] = mapped_column(StrEnumColumn(TrackRole, 20))
     filename: Mapped[str] = mapped_column(String(255))  # the user's name, sanitised for display
     content_type: Mapped[str] = mapped_column(String(100), default="application/octet-stream")
     size_bytes: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     storage_key: Mapped[str] = mapped_column(String(500))  # the original upload, kept as is
     vocals_only: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(20), default=TrackStatus.uploaded.value)
+    status: Mapped[TrackStatus] = mapped_column(
+        StrEnumColumn(TrackStatus, 20), default=TrackStatus.uploaded
+    )
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     ingested_at: Mapped[datetime | None] = mapped_column(Timestamp, nullable=True)
@@ -158,10 +189,14 @@ class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(30))  # ingest | voice | conversion | <stage>
-    status: Mapped[str] = mapped_column(String(20), default=JobStatus.queued.value, index=True)
+    kind: Mapped[JobKind] = mapped_column(StrEnumColumn(JobKind, 30, lenient=True))
+    status: Mapped[JobStatus] = mapped_column(
+        StrEnumColumn(JobStatus, 20), default=JobStatus.queued, index=True
+    )
     stages: Mapped[list[Any]] = mapped_column(default=list)  # ordered stage names
-    stage: Mapped[str | None] = mapped_column(String(30), nullable=True)  # current / last stage
+    stage: Mapped[Stage | None] = mapped_column(  # current / last stage
+        StrEnumColumn(Stage, 30, lenient=True), nullable=True
+    )
     stage_progress: Mapped[float] = mapped_column(Float, default=0.0)
     progress: Mapped[float] = mapped_column(Float, default=0.0)  # whole job, 0..1
     eta_s: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -212,7 +247,7 @@ class Artifact(Base):
     __tablename__ = "artifacts"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(50))  # decoded | vocals | instrumental | spk | ...
+    kind: Mapped[ArtifactKind] = mapped_column(StrEnumColumn(ArtifactKind, 50))
     storage_key: Mapped[str] = mapped_column(String(500))
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)
@@ -223,7 +258,9 @@ class Artifact(Base):
     job_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), index=True, nullable=True
     )
-    stage: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    stage: Mapped[Stage | None] = mapped_column(
+        StrEnumColumn(Stage, 30, lenient=True), nullable=True
+    )
     inputs_key: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     voice_id: Mapped[str | None] = mapped_column(
         ForeignKey("voices.id", ondelete="CASCADE"), index=True, nullable=True
