@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.core.db.models import JobStatus, TrackRole, TrackStatus, VoiceStatus
+from app.core.names import ArtifactKind
+
 # the bodies that become job parameters are the infrastructure's (the worker parses them too)
 from app.core.params import (
     ConversionOptions,
@@ -48,7 +51,7 @@ class VoiceUpdate(BaseModel):
 
 class ArtifactPublic(ORM):
     id: str
-    kind: str
+    kind: ArtifactKind
     filename: str
     content_type: str
     size_bytes: int
@@ -66,13 +69,13 @@ class ArtifactPublic(ORM):
 class TrackPublic(ORM):
     id: str
     voice_id: str | None
-    role: str
+    role: TrackRole
     filename: str
     content_type: str
     size_bytes: int
     sha256: str
     vocals_only: bool
-    status: str
+    status: TrackStatus
     error: str | None
     meta: dict[str, Any] | None
     created_at: datetime
@@ -81,8 +84,8 @@ class TrackPublic(ORM):
 
 class JobPublic(ORM):
     id: str
-    kind: str
-    status: str
+    kind: str  # a JobKind (a plain string: a newer worker's kinds are shown, not refused)
+    status: JobStatus
     stages: list[str]
     stage: str | None
     stage_progress: float
@@ -108,7 +111,7 @@ class VoicePublic(ORM):
     id: str
     name: str
     description: str
-    status: str
+    status: VoiceStatus
     settings: dict[str, Any]
     report: dict[str, Any] | None
     created_at: datetime

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.api.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
-from app.api.uploads import UploadedFile, move_into, safe_extension
+from app.api.uploads import ParsedUpload, UploadedFile, move_into, safe_extension
 from app.core import jobstate, keys
 from app.core.config import Settings
 from app.core.db import crud
@@ -111,6 +111,8 @@ class NewJobs:
     settings: Settings
     user_id: str
     jobs: list[Job] = field(default_factory=list)
+    #: storage prefixes this request wrote to: removed if the request fails
+    stored: list[str] = field(default_factory=list)
 
     def add(
         self,
@@ -142,20 +144,24 @@ def creating_jobs(
     settings: Settings,
     *,
     user_id: str,
-    on_error: Callable[[], None] | None = None,
+    storage: LocalStorage | None = None,
+    upload: ParsedUpload | None = None,
 ) -> Iterator[NewJobs]:
     """What every job-creating route does: the rows it adds inside the block (tracks,
     conversions, jobs through ``NewJobs.add``) are committed together, then each job's first
-    stage is sent. Any error rolls everything back and calls ``on_error`` (which removes the
-    files the request stored), so a failed request leaves nothing behind."""
+    stage is sent. Any error rolls everything back, deletes the upload's temporary files and
+    the storage prefixes listed in ``NewJobs.stored``, so a failed request leaves nothing."""
     new = NewJobs(session, settings, user_id)
     try:
         yield new
         session.commit()
     except BaseException:
         session.rollback()
-        if on_error is not None:
-            on_error()
+        if upload is not None:
+            upload.cleanup()
+        if storage is not None:
+            for prefix in new.stored:
+                storage.delete_prefix(prefix)
         raise
     for job in new.jobs:
         enqueue(session, settings, job)

@@ -80,14 +80,9 @@ async def create_conversions(
             raise
         vocals_only = form_flag(parsed.fields, "vocals_only")
         created: list[Conversion] = []
-        stored: list[str] = []
-
-        def undo() -> None:
-            parsed.cleanup()
-            for prefix in stored:
-                storage.delete_prefix(prefix)
-
-        with creating_jobs(session, settings, user_id=user.id, on_error=undo) as jobs:
+        with creating_jobs(
+            session, settings, user_id=user.id, storage=storage, upload=parsed
+        ) as jobs:
             for up in parsed.files:
                 track = add_uploaded_track(
                     session,
@@ -98,7 +93,7 @@ async def create_conversions(
                     voice_id=None,
                     vocals_only=vocals_only,
                 )
-                stored.append(keys.track(user.id, track.id))
+                jobs.stored.append(keys.track(user.id, track.id))
                 conv = Conversion(
                     user_id=user.id,
                     voice_id=voice.id,

@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
@@ -14,18 +13,17 @@ from app.api.routes.common import artifact_public, enqueue, ensure_not_busy
 from app.api.schemas import ArtifactPublic, JobPublic
 from app.core import jobstate
 from app.core.db import crud
+from app.core.db.models import JobStatus
 from app.core.db.session import get_sessionmaker
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 @router.get("", response_model=list[JobPublic])
 def list_jobs(
     user: CurrentUser,
     session: SessionDep,
-    status: Status | None = None,
+    status: JobStatus | None = None,
     voice_id: str | None = None,
     limit: int = 100,
     offset: int = 0,

@@ -17,7 +17,7 @@ router = APIRouter(prefix="/tracks", tags=["tracks"])
 
 @router.get("", response_model=list[TrackPublic])
 def list_tracks(
-    user: CurrentUser, session: SessionDep, role: Literal["reference", "source"] | None = None
+    user: CurrentUser, session: SessionDep, role: TrackRole | None = None
 ) -> list[TrackPublic]:
     return [
         TrackPublic.model_validate(t) for t in crud.list_tracks(session, user_id=user.id, role=role)

@@ -116,16 +116,11 @@ async def import_voice(
             parsed.cleanup()
             raise HTTPException(400, f"Unknown F0 method '{f0[:40]}'.")
         name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
-        stored: list[str] = []
-
-        def undo() -> None:
-            parsed.cleanup()
-            for prefix in stored:
-                storage.delete_prefix(prefix)
-
-        with creating_jobs(session, settings, user_id=user.id, on_error=undo) as jobs:
+        with creating_jobs(
+            session, settings, user_id=user.id, storage=storage, upload=parsed
+        ) as jobs:
             voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
-            stored.append(keys.voice(user.id, voice.id))
+            jobs.stored.append(keys.voice(user.id, voice.id))
             key = {
                 field: keys.voice(user.id, voice.id, "import", stored_name)
                 for field, stored_name in (
@@ -250,14 +245,9 @@ async def upload_tracks(
             raise HTTPException(400, "No files in the upload (use the form field 'files').")
         vocals_only = form_flag(parsed.fields, "vocals_only")
         tracks: list[Track] = []
-
-        def undo() -> None:
-            parsed.cleanup()
-            for t in tracks:
-                if t.storage_key:
-                    storage.delete_prefix(keys.track(user.id, t.id))
-
-        with creating_jobs(session, settings, user_id=user.id, on_error=undo) as jobs:
+        with creating_jobs(
+            session, settings, user_id=user.id, storage=storage, upload=parsed
+        ) as jobs:
             for up in parsed.files:
                 track = add_uploaded_track(
                     session,
@@ -269,6 +259,7 @@ async def upload_tracks(
                     vocals_only=vocals_only,
                 )
                 tracks.append(track)
+                jobs.stored.append(keys.track(user.id, track.id))
             job = jobs.add(
                 JobKind.ingest, IngestParams(track_ids=[t.id for t in tracks]), voice_id=voice.id
             )

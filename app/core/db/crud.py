@@ -19,7 +19,9 @@ from app.core.db.models import (
     Artifact,
     Conversion,
     Job,
+    JobStatus,
     Track,
+    TrackRole,
     User,
     Voice,
     WorkerBeat,
@@ -118,7 +120,11 @@ def get_voice(session: Session, *, user_id: str, voice_id: str) -> Voice | None:
 
 
 def list_tracks(
-    session: Session, *, user_id: str, voice_id: str | None = None, role: str | None = None
+    session: Session,
+    *,
+    user_id: str,
+    voice_id: str | None = None,
+    role: TrackRole | None = None,
 ) -> Sequence[Track]:
     q = select(Track).where(Track.user_id == user_id)
     if voice_id is not None:
@@ -166,7 +172,7 @@ def list_jobs(
     session: Session,
     *,
     user_id: str,
-    status: str | None = None,
+    status: JobStatus | None = None,
     voice_id: str | None = None,
     conversion_id: str | None = None,
     limit: int = 100,
