@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from app.core import keys
+from app.core.db import crud
 from app.core.db.models import Artifact, Conversion, Job, Track, TrackStatus, Voice
 from app.core.names import ArtifactKind, JobKind, Stage
 from app.core.params import ConversionOptions, ConversionParams, IngestParams, parse_params
@@ -136,17 +137,17 @@ def find_artifact(
 ) -> Artifact | None:
     """The newest artifact of ``kind`` for the given owner/track/voice/conversion whose file
     is still in storage (``inputs``: only one made from the same inputs and parameters)."""
-    q = select(Artifact).where(Artifact.user_id == user_id, Artifact.kind == kind)
-    if track_id is not None:
-        q = q.where(Artifact.track_id == track_id)
-    if voice_id is not None:
-        q = q.where(Artifact.voice_id == voice_id)
-    if conversion_id is not None:
-        q = q.where(Artifact.conversion_id == conversion_id)
-    if inputs is not None:
-        q = q.where(Artifact.inputs_key == inputs)
     with rt.scope() as s:
-        for art in s.scalars(q.order_by(Artifact.created_at.desc())):
+        for art in crud.list_artifacts(
+            s,
+            user_id=user_id,
+            kind=kind,
+            track_id=track_id,
+            voice_id=voice_id,
+            conversion_id=conversion_id,
+            inputs_key=inputs,
+            newest_first=True,
+        ):
             if rt.storage.exists(art.storage_key):
                 s.expunge(art)
                 return art

@@ -27,7 +27,7 @@ from app.core.db.models import (
     WorkerBeat,
     utcnow,
 )
-from app.core.names import ArtifactKind, Stage
+from app.core.names import ArtifactKind
 
 TOKEN_PREFIX = "svc_"
 
@@ -211,7 +211,10 @@ def list_artifacts(
     job_id: str | None = None,
     track_id: str | None = None,
     kind: ArtifactKind | None = None,
+    inputs_key: str | None = None,
+    newest_first: bool = False,
 ) -> Sequence[Artifact]:
+    """The user's artifacts matching every filter given (oldest first unless asked)."""
     q = select(Artifact).where(Artifact.user_id == user_id)
     for col, val in (
         (Artifact.voice_id, voice_id),
@@ -219,32 +222,17 @@ def list_artifacts(
         (Artifact.job_id, job_id),
         (Artifact.track_id, track_id),
         (Artifact.kind, kind),
+        (Artifact.inputs_key, inputs_key),
     ):
         if val is not None:
             q = q.where(col == val)
-    return session.scalars(q.order_by(Artifact.created_at)).all()
+    order = Artifact.created_at.desc() if newest_first else Artifact.created_at
+    return session.scalars(q.order_by(order)).all()
 
 
 def get_artifact(session: Session, *, user_id: str, artifact_id: str) -> Artifact | None:
     return session.scalar(
         select(Artifact).where(Artifact.id == artifact_id, Artifact.user_id == user_id)
-    )
-
-
-def find_reusable_artifact(
-    session: Session, *, user_id: str, stage: Stage, kind: ArtifactKind, inputs_key: str
-) -> Artifact | None:
-    """An artifact of the same stage, kind and inputs/parameters: re-runs reuse it."""
-    return session.scalar(
-        select(Artifact)
-        .where(
-            Artifact.user_id == user_id,
-            Artifact.stage == stage,
-            Artifact.kind == kind,
-            Artifact.inputs_key == inputs_key,
-        )
-        .order_by(Artifact.created_at.desc())
-        .limit(1)
     )
 
 
