@@ -3,11 +3,15 @@ of ``svc_core.cli`` (separate, slice, train, convert, …), all loaded lazily.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
 
 import click
 
@@ -185,15 +189,133 @@ def _admin_token(settings) -> tuple[str, bool]:
     return token, True
 
 
+# How long `serve` gives its worker's warm shutdown (the running stage stops at its next check
+# and the job is re-queued) before it kills the worker, and uvicorn the open requests (job event
+# streams stay open until their job ends) before it cancels them: a stop ends in ~10 s.
+WORKER_STOP_GRACE_S = 10.0
+API_SHUTDOWN_GRACE_S = 5
+
+
+def _signal_when_parent_dies(sig: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child sent ``sig`` when its parent dies without stopping
+    it (SIGKILL, the OOM killer): Linux's ``PR_SET_PDEATHSIG``. None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, ctypes.c_ulong(sig))  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before that took effect
+            os.kill(os.getpid(), sig)
+
+    return preexec
+
+
+class _Worker:
+    """The worker ``serve`` starts, in a process group of its own: a Ctrl+C in the terminal
+    reaches serve only, which decides how the worker stops, and the group holds whatever the
+    worker starts. The worker gets SIGTERM if serve dies without stopping it. It is reaped only
+    in :meth:`stop`, so until then its pid (and its group's id) cannot be reused and signalling
+    it is safe."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=_signal_when_parent_dies(signal.SIGTERM),
+        )
+        self.deadline: float | None = None
+
+    def request_stop(self) -> None:
+        """First call: Celery's warm shutdown (SIGTERM), whose worker_shutting_down signal sets
+        the runtime's SHUTDOWN: the running stage stops at its next check, saves what it can
+        and the job is re-queued. Later calls: Celery's cold shutdown (SIGQUIT)."""
+        first = self.deadline is None
+        if first:
+            self.deadline = time.monotonic() + WORKER_STOP_GRACE_S
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGTERM if first else signal.SIGQUIT)
+
+    def _exited(self) -> bool:
+        # WNOWAIT: the worker stays a zombie, its pid and group id taken, until killpg below
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        return os.waitid(os.P_PID, self.proc.pid, flags) is not None
+
+    def stop(self) -> None:
+        """Stop the worker (warm, then SIGKILL once the grace period is over), kill anything
+        left in its process group and reap it."""
+        if self.deadline is None:
+            self.request_stop()
+        assert self.deadline is not None
+        while not self._exited() and time.monotonic() < self.deadline:
+            time.sleep(0.1)
+        stuck = not self._exited()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait()
+        if stuck:
+            click.echo(f"  worker did not stop within {WORKER_STOP_GRACE_S:.0f}s: killed", err=True)
+        elif code not in (0, -signal.SIGTERM):  # -SIGTERM: stopped before it was ready
+            click.echo(f"  worker exited with status {code}", err=True)
+
+
+class _Shutdown:
+    """SIGTERM/SIGINT while ``serve`` runs: the first asks uvicorn to finish its requests and
+    the worker for a warm shutdown; another one forces both. Installed as the process's
+    handler and as uvicorn's ``handle_exit``, which uvicorn installs while it serves: then
+    uvicorn records no signal of its own, so it re-raises none once it is done (it would kill
+    serve with SIGTERM's default action before the worker is stopped)."""
+
+    def __init__(self) -> None:
+        self.signals = 0
+        self.server: Any = None  # uvicorn.Server
+        self.worker: _Worker | None = None
+
+    def __call__(self, sig: int, frame: FrameType | None = None) -> None:
+        self.signals += 1
+        if self.server is not None:
+            self.server.should_exit = True
+            if self.signals > 1:
+                self.server.force_exit = True
+        if self.worker is not None:
+            self.worker.request_stop()
+
+
+def _api_server(host: str, port: int, on_signal: _Shutdown) -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            on_signal(sig, frame)
+
+    config = uvicorn.Config(
+        "app.api.main:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=API_SHUTDOWN_GRACE_S,
+    )
+    return Server(config)
+
+
 @main.command()
 @click.option("--host", default=None, help="Defaults to SVC_HOST (127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Defaults to SVC_PORT (8000).")
 @click.option("--no-worker", is_flag=True, help="Do not start a worker process.")
 def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     """Start the API and one worker on this machine (embedded defaults: SQLite, local storage,
-    a filesystem broker — nothing else to install). Prints the URL and an access token."""
-    import uvicorn
+    a filesystem broker — nothing else to install). Prints the URL and an access token.
 
+    SIGTERM or SIGINT stops both: the worker shuts down warm (its running job is re-queued)
+    within 10 s or is killed, and serve exits 0."""
     from app.core.config import get_settings
 
     settings = get_settings()
@@ -205,27 +327,26 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     upgrade_db(settings.database_url)
     token, _ = _admin_token(settings)
     host, port = host or settings.host, port or settings.port
-    proc = None
-    if not no_worker:
-        proc = subprocess.Popen(worker_argv("cpu,gpu", "WARNING"))
-    url = f"http://{host}:{port}"
-    click.echo("")
-    click.echo(f"  svc-studio is running at {url}/  (API docs: {url}/docs)")
-    click.echo(f"  access token (user 'admin'): {token}")
-    click.echo(f"  data: {settings.data_dir}   database: {settings.database_url}")
-    click.echo("")
+    shutdown = _Shutdown()
+    shutdown.server = _api_server(host, port, shutdown)
+    # from here on a signal stops what serve started instead of killing serve alone
+    previous = {sig: signal.signal(sig, shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.run(
-            "app.api.main:app_factory", factory=True, host=host, port=port, log_level="warning"
-        )
+        if not no_worker:
+            shutdown.worker = _Worker(worker_argv("cpu,gpu", "WARNING"))
+        url = f"http://{host}:{port}"
+        click.echo("")
+        click.echo(f"  svc-studio is running at {url}/  (API docs: {url}/docs)")
+        click.echo(f"  access token (user 'admin'): {token}")
+        click.echo(f"  data: {settings.data_dir}   database: {settings.database_url}")
+        click.echo("")
+        if not shutdown.signals:
+            shutdown.server.run()  # returns after a signal; SystemExit when it cannot start
     finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 30
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if proc.poll() is None:
-                proc.kill()
+        if shutdown.worker is not None:
+            shutdown.worker.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":
