@@ -91,6 +91,7 @@ def _background(queues: str) -> None:
                 last_watchdog = now
                 rtm.requeue_stale(rt)
                 rtm.redispatch_unsent(rt)
+                rtm.forget_old_keys(rt)
         except Exception:  # noqa: BLE001 - keep beating through DB hiccups
             log.exception("worker background loop")
         _stop_background.wait(settings.heartbeat_interval_s)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import OperationalError
 
 from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices
+from app.api.schemas import ConversionOptions, ConversionRequest
+from app.core import idempotency
 from app.core.config import Settings, get_settings
 from app.core.storage import LocalStorage, is_disk_full
 
@@ -48,6 +54,44 @@ async def storage_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=507, content={"detail": STORAGE_FULL})
 
 
+async def idempotent_replay(request: Request, exc: Exception) -> JSONResponse:
+    """A repeated request with its Idempotency-Key: the first answer, again."""
+    assert isinstance(exc, idempotency.Replay)
+    return JSONResponse(
+        status_code=exc.status_code, content=exc.response, headers={"Idempotent-Replayed": "true"}
+    )
+
+
+async def idempotency_refused(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, idempotency.KeyBusy):
+        return JSONResponse(
+            status_code=409, content={"detail": str(exc)}, headers={"Retry-After": "2"}
+        )
+    return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+
+# request bodies documented by hand (routes that read their body themselves) whose schemas
+# must be in the spec's components
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (ConversionRequest, ConversionOptions)
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            _, top = models_json_schema(
+                [(m, "validation") for m in DOCUMENTED_MODELS],
+                ref_template="#/components/schemas/{model}",
+            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in top.get("$defs", {}).items():
+                components.setdefault(name, definition)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return build
+
+
 class FrontendMissingError(RuntimeError):
     pass
 
@@ -82,11 +126,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = LocalStorage(settings.storage_dir)
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(OSError, storage_error)
+    app.add_exception_handler(idempotency.Replay, idempotent_replay)
+    app.add_exception_handler(idempotency.KeyMismatch, idempotency_refused)
+    app.add_exception_handler(idempotency.KeyBusy, idempotency_refused)
 
     api = APIRouter(prefix="/api/v1")
     for module in (health, auth, voices, tracks, jobs, conversions, artifacts):
         api.include_router(module.router)
     app.include_router(api)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     if settings.serve_ui:
         app.mount("/", StaticFiles(directory=find_frontend(settings), html=True), name="frontend")
     return app

@@ -126,6 +126,15 @@ class UploadResult(BaseModel):
     job: JobPublic
 
 
+class ConversionRequest(BaseModel):
+    """Convert source tracks already uploaded (``POST /api/v1/tracks``) into a voice."""
+
+    model_config = ConfigDict(extra="forbid")
+    voice_id: str = Field(max_length=36)
+    track_ids: list[str] = Field(min_length=1, max_length=20)
+    options: ConversionOptions = Field(default_factory=ConversionOptions)
+
+
 class ConversionPublic(ORM):
     id: str
     voice_id: str

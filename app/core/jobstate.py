@@ -311,12 +311,14 @@ def cancel_requested(session: Session, *, job_id: str) -> bool:
 
 def complete_stage(
     session: Session, *, job_id: str, stage: str, worker: str
-) -> tuple[bool, str | None]:
-    """After a successful stage: queue the next one, or finish the job after the last.
-    Returns (whether this worker still owned the job, the next stage to send)."""
+) -> tuple[Transition | None, str | None]:
+    """After a successful stage: queue the next one, or finish the job after the last; a job
+    whose cancel arrived during the stage stops here instead of being queued again (nobody
+    would claim it). Returns (the transition made, None if this worker no longer owned the
+    job; the next stage to send)."""
     job = session.get(Job, job_id)
     if job is None:
-        return False, None
+        return None, None
     stages = list(job.stages)
     i = stages.index(stage)
     nxt = stages[i + 1] if i + 1 < len(stages) else None
@@ -330,18 +332,21 @@ def complete_stage(
         )
         if ok:
             _set_voice(session, job, VoiceStatus.ready)
-        return ok, None
-    ok = _apply(
+        return (Transition.succeed if ok else None), None
+    if _apply(
         session,
         Transition.advance,
         job_id,
         *_own(worker, stage),
+        Job.cancel_requested.is_(False),
         **_waiting(nxt, f"{nxt}: waiting for a worker"),
         stage_progress=0.0,
         progress=(i + 1) / len(stages),
         attempts=0,
-    )
-    return ok, nxt
+    ):
+        return Transition.advance, nxt
+    stopped = stop(session, job_id=job_id, worker=worker, if_cancelled=True)
+    return (Transition.stop if stopped else None), None
 
 
 def fail(session: Session, *, job_id: str, worker: str, error: str, tb: str | None = None) -> bool:
@@ -358,13 +363,16 @@ def fail(session: Session, *, job_id: str, worker: str, error: str, tb: str | No
     return ok
 
 
-def stop(session: Session, *, job_id: str, worker: str) -> bool:
-    """The worker stopped the running stage because the user cancelled the job."""
+def stop(session: Session, *, job_id: str, worker: str, if_cancelled: bool = False) -> bool:
+    """The worker stopped the running stage because the user cancelled the job
+    (``if_cancelled``: only if a cancel was asked for, which arrived after the stage's last
+    check)."""
+    guards = (*_own(worker), *((Job.cancel_requested.is_(True),) if if_cancelled else ()))
     ok = _apply(
         session,
         Transition.stop,
         job_id,
-        *_own(worker),
+        *guards,
         **_finished(error="Cancelled by the user.", message="cancelled"),
     )
     if ok:
@@ -374,11 +382,22 @@ def stop(session: Session, *, job_id: str, worker: str) -> bool:
 
 def requeue(session: Session, *, job_id: str, worker: str, reason: str) -> bool:
     """Give a running job of this worker back to the queue at the same stage (shutdown,
-    temporary error); its resume data stays."""
+    temporary error); its resume data stays. A job the user cancelled meanwhile ends
+    cancelled instead (False: nothing to send)."""
     job = session.get(Job, job_id)
     if job is None or job.stage is None:
         return False
-    return _apply(session, Transition.requeue, job_id, *_own(worker), **_waiting(job.stage, reason))
+    if _apply(
+        session,
+        Transition.requeue,
+        job_id,
+        *_own(worker),
+        Job.cancel_requested.is_(False),
+        **_waiting(job.stage, reason),
+    ):
+        return True
+    stop(session, job_id=job_id, worker=worker, if_cancelled=True)  # cancelled meanwhile
+    return False
 
 
 # --- the watchdog ----------------------------------------------------------------------------

@@ -42,11 +42,15 @@ CALLS: dict[T, tuple[dict[str, Any], Callable[[Session, Job], bool]]] = {
     T.cancel_queued: ({}, lambda s, j: jobstate.cancel_queued(s, job_id=j.id)),
     T.advance: (
         {},
-        lambda s, j: jobstate.complete_stage(s, job_id=j.id, stage="ingest", worker=W)[0],
+        lambda s, j: (
+            jobstate.complete_stage(s, job_id=j.id, stage="ingest", worker=W)[0] is T.advance
+        ),
     ),
     T.succeed: (
         {"stage": Stage.separate},
-        lambda s, j: jobstate.complete_stage(s, job_id=j.id, stage="separate", worker=W)[0],
+        lambda s, j: (
+            jobstate.complete_stage(s, job_id=j.id, stage="separate", worker=W)[0] is T.succeed
+        ),
     ),
     T.fail: ({}, lambda s, j: jobstate.fail(s, job_id=j.id, worker=W, error="bad input")),
     T.stop: ({}, lambda s, j: jobstate.stop(s, job_id=j.id, worker=W)),
@@ -169,8 +173,8 @@ def test_a_worker_writes_only_its_own_job(db_url):
             s, job_id=job.id, worker=other, stage_progress=1, progress=1, eta_s=None
         )
         assert jobstate.complete_stage(s, job_id=job.id, stage="ingest", worker=other) == (
-            False,
-            "separate",
+            None,
+            None,
         )
         assert not jobstate.fail(s, job_id=job.id, worker=other, error="x")
         assert not jobstate.requeue(s, job_id=job.id, worker=other, reason="x")
@@ -208,13 +212,13 @@ def test_the_voice_follows_its_training_job(db_url):
         assert jobstate.claim(s, job_id=job.id, stage="ingest", worker=W)
         assert voice_status() == VoiceStatus.training
         assert jobstate.complete_stage(s, job_id=job.id, stage="ingest", worker=W) == (
-            True,
+            T.advance,
             "separate",
         )
         assert voice_status() == VoiceStatus.training
         assert jobstate.claim(s, job_id=job.id, stage="separate", worker=W)
         assert jobstate.complete_stage(s, job_id=job.id, stage="separate", worker=W) == (
-            True,
+            T.succeed,
             None,
         )
         assert voice_status() == VoiceStatus.ready
@@ -242,6 +246,32 @@ def test_the_users_cancel_is_immediate_when_queued_a_request_when_running(db_url
         assert running.cancel_requested and running.finished_at is None
         done = _job(s, user.id, voice.id, JobStatus.succeeded)
         assert jobstate.cancel(s, job=done) == JobStatus.succeeded and not done.cancel_requested
+
+
+def test_a_cancel_that_arrives_during_a_stage_ends_the_job_instead_of_queueing_it(db_url):
+    """The cancel came after the stage's last check: advancing or handing the job back would
+    leave it queued with its cancel flag, which no worker claims."""
+    with get_sessionmaker(db_url)() as s:
+        user = crud.create_user(s, name="late-cancel")
+        voice = crud.create_voice(s, user_id=user.id, name="v")
+        for finish in (
+            lambda j: jobstate.complete_stage(s, job_id=j.id, stage="ingest", worker=W),
+            lambda j: jobstate.requeue(s, job_id=j.id, worker=W, reason="shutdown"),
+        ):
+            job = _job(s, user.id, voice.id, JobStatus.running)
+            assert jobstate.request_cancel(s, job_id=job.id)
+            result = finish(job)
+            assert result in ((T.stop, None), False)
+            s.expire_all()
+            after = s.get(Job, job.id)
+            assert after is not None and after.status == JobStatus.cancelled
+            assert after.error == "Cancelled by the user."
+        last = _job(s, user.id, voice.id, JobStatus.running, stage=Stage.separate)
+        assert jobstate.request_cancel(s, job_id=last.id)
+        # the last stage finished: its result exists, the job succeeded
+        assert jobstate.complete_stage(s, job_id=last.id, stage="separate", worker=W)[0] is (
+            T.succeed
+        )
 
 
 def test_retry_resumes_where_it_stopped_and_the_sweep_sees_unsent_jobs(db_url):

@@ -7,6 +7,7 @@ import logging
 from sqlalchemy.exc import OperationalError
 
 from app.core.db.models import Job
+from app.core.jobstate import Transition
 from app.core.storage import is_disk_full
 from svc_core.errors import (
     AssetMissingError,
@@ -51,7 +52,7 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
         if h.should_stop():
             raise Cancelled("stopped")
         h.progress(stage, 1.0, force=True)
-        nxt = rtm.complete_stage(rt, h)
+        done, nxt = rtm.complete_stage(rt, h)
     except Cancelled:
         return _stopped(rt, h)
     except rtm.LostJob:
@@ -98,7 +99,7 @@ def run_stage(rt: rtm.Runtime, *, job_id: str, stage: str) -> str:
     if nxt is not None:
         rt.dispatch(job_id, nxt)
         return "advanced"
-    return "succeeded"
+    return "cancelled" if done is Transition.stop else "succeeded"
 
 
 def _crashed(rt: rtm.Runtime, job_id: str, stage: str, exc: BaseException) -> str:

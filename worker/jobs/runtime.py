@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core import jobstate
+from app.core import idempotency, jobstate
 from app.core.config import Settings
 from app.core.db import crud
 from app.core.db.models import Job, utcnow
@@ -182,15 +182,14 @@ class JobHandle:
         return self._lost
 
 
-def complete_stage(rt: Runtime, h: JobHandle) -> str | None:
-    """Advance the job after a successful stage. Returns the next stage to send, if any."""
+def complete_stage(rt: Runtime, h: JobHandle) -> tuple[jobstate.Transition, str | None]:
+    """Advance the job after a successful stage: (what happened: advance, succeed, or stop
+    for a cancel that came during the stage; the next stage to send)."""
     with rt.scope() as s:
-        owned, nxt = jobstate.complete_stage(
-            s, job_id=h.job_id, stage=h.stage, worker=worker_name()
-        )
-    if not owned:
+        done, nxt = jobstate.complete_stage(s, job_id=h.job_id, stage=h.stage, worker=worker_name())
+    if done is None:
         raise LostJob(h.job_id)
-    return nxt
+    return done, nxt
 
 
 def fail(rt: Runtime, *, job_id: str, error: str, tb: str | None = None) -> None:
@@ -256,6 +255,12 @@ def redispatch_unsent(rt: Runtime) -> list[str]:
             log.warning("sweep: job %s stage %s sent to the broker", job_id, stage)
             sent.append(job_id)
     return sent
+
+
+def forget_old_keys(rt: Runtime) -> int:
+    """Drop Idempotency-Keys older than their time to live (at least a day)."""
+    with rt.scope() as s:
+        return idempotency.purge(s, ttl_s=rt.settings.idempotency_ttl_s)
 
 
 def beat_worker(rt: Runtime, *, queues: str, device: str) -> None:

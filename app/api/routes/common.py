@@ -6,20 +6,38 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
-from fastapi import HTTPException
+from fastapi import Header, HTTPException, Request
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.api.schemas import ArtifactPublic, ConversionPublic, JobPublic, TrackPublic, VoicePublic
-from app.api.uploads import ParsedUpload, UploadedFile, move_into, safe_extension
-from app.core import jobstate, keys
+from app.api.schemas import (
+    ArtifactPublic,
+    ConversionPublic,
+    JobPublic,
+    TrackPublic,
+    UploadResult,
+    VoicePublic,
+)
+from app.api.uploads import ParsedUpload, UploadedFile, form_flag, move_into, safe_extension
+from app.core import idempotency, jobstate, keys
 from app.core.config import Settings
 from app.core.db import crud
-from app.core.db.models import Artifact, Conversion, Job, Track, TrackRole, TrackStatus, Voice
+from app.core.db.models import (
+    Artifact,
+    Conversion,
+    IdempotencyKey,
+    Job,
+    Track,
+    TrackRole,
+    TrackStatus,
+    Voice,
+)
+from app.core.idempotency import Idempotency
 from app.core.names import PIPELINES, JobKind
-from app.core.params import job_params
+from app.core.params import IngestParams, job_params
 from app.core.queue import send_and_record, send_stage
 from app.core.storage import LocalStorage
 
@@ -113,6 +131,9 @@ class NewJobs:
     jobs: list[Job] = field(default_factory=list)
     #: storage prefixes this request wrote to: removed if the request fails
     stored: list[str] = field(default_factory=list)
+    #: the request's Idempotency-Key row (None without a key)
+    key_row: IdempotencyKey | None = None
+    answered: bool = False
 
     def add(
         self,
@@ -137,6 +158,21 @@ class NewJobs:
         self.jobs.append(job)
         return job
 
+    def send(self, job: Job) -> None:
+        """Send an existing job's current stage after the commit (a retried job)."""
+        self.jobs.append(job)
+
+    def answer(self, status_code: int, response: BaseModel | list[BaseModel]) -> None:
+        """What the route answers; kept with the Idempotency-Key for a repeated request."""
+        if self.key_row is not None:
+            data = (
+                [r.model_dump(mode="json") for r in response]
+                if isinstance(response, list)
+                else response.model_dump(mode="json")
+            )
+            idempotency.answer(self.key_row, status_code, data)
+        self.answered = True
+
 
 @contextmanager
 def creating_jobs(
@@ -146,14 +182,24 @@ def creating_jobs(
     user_id: str,
     storage: LocalStorage | None = None,
     upload: ParsedUpload | None = None,
+    idem: Idempotency | None = None,
 ) -> Iterator[NewJobs]:
     """What every job-creating route does: the rows it adds inside the block (tracks,
-    conversions, jobs through ``NewJobs.add``) are committed together, then each job's first
-    stage is sent. Any error rolls everything back, deletes the upload's temporary files and
-    the storage prefixes listed in ``NewJobs.stored``, so a failed request leaves nothing."""
+    conversions, jobs through ``NewJobs.add``) are committed together with its answer
+    (``NewJobs.answer``), then each job's first stage is sent. With an Idempotency-Key
+    (``idem``) the key is taken first: a repeated request raises ``idempotency.Replay``
+    (answered with the first answer) before anything is created. Any error rolls everything
+    back, deletes the upload's temporary files and the storage prefixes listed in
+    ``NewJobs.stored``, so a failed request leaves nothing."""
     new = NewJobs(session, settings, user_id)
     try:
+        if idem is not None:
+            new.key_row = idempotency.claim(
+                session, user_id=user_id, idem=idem, ttl_s=settings.idempotency_ttl_s
+            )
         yield new
+        if not new.answered:
+            raise RuntimeError("a job-creating route must record its answer (NewJobs.answer)")
         session.commit()
     except BaseException:
         session.rollback()
@@ -167,6 +213,95 @@ def creating_jobs(
         enqueue(session, settings, job)
 
 
+def remove_conversion(session: Session, conv: Conversion) -> list[str]:
+    """Delete a conversion's rows, and its source song's when the song was uploaded with it
+    and no other conversion uses it (a song uploaded on its own stays). Returns the storage
+    prefixes to delete once the deletion is committed."""
+    prefixes = [keys.conversion(conv.user_id, conv.id)]
+    track = crud.get_track(session, user_id=conv.user_id, track_id=conv.source_track_id)
+    others = [
+        c
+        for c in crud.conversions_of_track(session, track_id=conv.source_track_id)
+        if c is not conv
+    ]
+    session.delete(conv)
+    if track is not None and track.conversion_upload and not others:
+        session.delete(track)
+        prefixes.append(keys.track(conv.user_id, track.id))
+    return prefixes
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias=idempotency.HEADER,
+        description="Optional. The same key with the same request gives the first answer "
+        "again and creates nothing (kept at least 24 hours); with another request, 422.",
+    ),
+]
+
+
+def idempotency_of(request: Request, key: str | None, body: Any) -> Idempotency | None:
+    """The request's Idempotency-Key and a fingerprint of what it asks (``body``)."""
+    try:
+        return idempotency.request(key, request.method, request.url.path, body)
+    except idempotency.KeyInvalid as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+def upload_body(parsed: ParsedUpload) -> dict[str, Any]:
+    """What a multipart request asks: its fields and its files' names and hashes."""
+    return {
+        "fields": parsed.fields,
+        "files": [[f.field, f.filename, f.sha256, f.size] for f in parsed.files],
+    }
+
+
+def upload_tracks_job(
+    session: Session,
+    settings: Settings,
+    storage: LocalStorage,
+    parsed: ParsedUpload,
+    *,
+    user_id: str,
+    role: TrackRole,
+    voice_id: str | None,
+    idem: Idempotency | None,
+) -> UploadResult:
+    """Uploaded songs become tracks (their originals kept) and one ingest job decodes them."""
+    if not parsed.files:
+        parsed.cleanup()
+        raise HTTPException(400, "No files in the upload (use the form field 'files').")
+    vocals_only = form_flag(parsed.fields, "vocals_only")
+    tracks: list[Track] = []
+    with creating_jobs(
+        session, settings, user_id=user_id, storage=storage, upload=parsed, idem=idem
+    ) as jobs:
+        for up in parsed.files:
+            track = add_uploaded_track(
+                session,
+                storage,
+                up,
+                user_id=user_id,
+                role=role,
+                voice_id=voice_id,
+                vocals_only=vocals_only,
+            )
+            tracks.append(track)
+            jobs.stored.append(keys.track(user_id, track.id))
+        job = jobs.add(
+            JobKind.ingest, IngestParams(track_ids=[t.id for t in tracks]), voice_id=voice_id
+        )
+        jobs.answer(201, upload_result(tracks, job))
+    return upload_result(tracks, job)
+
+
+def upload_result(tracks: list[Track], job: Job) -> UploadResult:
+    return UploadResult(
+        tracks=[TrackPublic.model_validate(t) for t in tracks], job=JobPublic.model_validate(job)
+    )
+
+
 def add_uploaded_track(
     session: Session,
     storage: LocalStorage,
@@ -176,12 +311,14 @@ def add_uploaded_track(
     role: TrackRole,
     voice_id: str | None,
     vocals_only: bool,
+    conversion_upload: bool = False,
 ) -> Track:
     """Record an uploaded file as a track and move it to its final key (the original, kept)."""
     track = Track(
         user_id=user_id,
         voice_id=voice_id,
         role=role,
+        conversion_upload=conversion_upload,
         filename=up.filename,
         content_type=up.content_type,
         size_bytes=up.size,

@@ -9,7 +9,13 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, not_found
-from app.api.routes.common import artifact_public, enqueue, ensure_not_busy
+from app.api.routes.common import (
+    IdempotencyKeyHeader,
+    artifact_public,
+    creating_jobs,
+    ensure_not_busy,
+    idempotency_of,
+)
 from app.api.schemas import ArtifactPublic, JobPublic
 from app.core import jobstate
 from app.core.db import crud
@@ -76,21 +82,31 @@ def cancel_job(job_id: str, user: CurrentUser, session: SessionDep) -> JobPublic
 
 @router.post("/{job_id}/retry", response_model=JobPublic, status_code=202)
 def retry_job(
-    job_id: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    job_id: str,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobPublic:
     """Run a failed or cancelled job again from the stage where it stopped (finished stages
     are not repeated; training resumes from its last checkpoint)."""
     job = crud.get_job(session, user_id=user.id, job_id=job_id)
     if job is None:
         raise not_found("Job")
-    if job.status not in jobstate.RETRYABLE:
-        raise HTTPException(
-            409, f"Only failed or cancelled jobs can be retried; this one is {job.status}."
+    idem = idempotency_of(request, idempotency_key, None)
+    with creating_jobs(session, settings, user_id=user.id, idem=idem) as jobs:
+        if job.status not in jobstate.RETRYABLE:
+            raise HTTPException(
+                409, f"Only failed or cancelled jobs can be retried; this one is {job.status}."
+            )
+        ensure_not_busy(
+            session, kind=job.kind, voice_id=job.voice_id, conversion_id=job.conversion_id
         )
-    ensure_not_busy(session, kind=job.kind, voice_id=job.voice_id, conversion_id=job.conversion_id)
-    if not jobstate.retry(session, job=job):
-        raise HTTPException(409, "The job changed meanwhile; reload it.")
-    enqueue(session, settings, job)
+        if not jobstate.retry(session, job=job):
+            raise HTTPException(409, "The job changed meanwhile; reload it.")
+        jobs.send(job)
+        jobs.answer(202, JobPublic.model_validate(job))
     return JobPublic.model_validate(job)
 
 

@@ -2,11 +2,21 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import CurrentUser, SessionDep, StorageDep, not_found
-from app.api.schemas import TrackPublic
+from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
+from app.api.routes.common import (
+    FILES,
+    IdempotencyKeyHeader,
+    idempotency_of,
+    multipart_body,
+    upload_body,
+    upload_tracks_job,
+)
+from app.api.schemas import TrackPublic, UploadResult
+from app.api.uploads import parse_upload
 from app.core import keys
 from app.core.db import crud
 from app.core.db.models import TrackRole
@@ -24,6 +34,44 @@ def list_tracks(
     ]
 
 
+@router.post(
+    "",
+    response_model=UploadResult,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=multipart_body({"files": FILES, "vocals_only": {"type": "boolean"}}, ["files"]),
+)
+async def upload_source_tracks(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    storage: StorageDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> UploadResult:
+    """Upload source songs to convert later by id (``POST /conversions`` with JSON), into
+    as many voices as wanted. Starts an ingest job; the songs stay until deleted."""
+    parsed = await parse_upload(
+        request,
+        storage,
+        max_file_bytes=settings.max_upload_bytes,
+        max_files=settings.max_files_per_upload,
+    )
+
+    def finish() -> UploadResult:  # database work off the event loop (SQLite waits block)
+        return upload_tracks_job(
+            session,
+            settings,
+            storage,
+            parsed,
+            user_id=user.id,
+            role=TrackRole.source,
+            voice_id=None,
+            idem=idempotency_of(request, idempotency_key, upload_body(parsed)),
+        )
+
+    return await run_in_threadpool(finish)
+
+
 @router.get("/{track_id}", response_model=TrackPublic)
 def get_track(track_id: str, user: CurrentUser, session: SessionDep) -> TrackPublic:
     track = crud.get_track(session, user_id=user.id, track_id=track_id)
@@ -39,8 +87,10 @@ def delete_track(
     track = crud.get_track(session, user_id=user.id, track_id=track_id)
     if track is None:
         raise not_found("Track")
-    if track.role == TrackRole.source:
-        raise HTTPException(409, "This is a conversion's source song: delete the conversion.")
+    if uses := crud.conversions_of_track(session, track_id=track.id):
+        raise HTTPException(
+            409, f"This song is the source of {len(uses)} conversion(s): delete them first."
+        )
     if track.voice_id and crud.active_jobs_for(session, voice_id=track.voice_id):
         raise HTTPException(409, "The voice has a job in progress: cancel it first.")
     session.delete(track)

@@ -9,10 +9,14 @@ from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_f
 from app.api.routes.common import (
     BINARY,
     FILES,
-    add_uploaded_track,
+    IdempotencyKeyHeader,
     creating_jobs,
     ensure_not_busy,
+    idempotency_of,
     multipart_body,
+    remove_conversion,
+    upload_body,
+    upload_tracks_job,
     voice_public,
 )
 from app.api.schemas import (
@@ -26,7 +30,6 @@ from app.api.schemas import (
     VoiceUpdate,
 )
 from app.api.uploads import (
-    form_flag,
     move_into,
     parse_upload,
     sniff_npy,
@@ -35,9 +38,9 @@ from app.api.uploads import (
 )
 from app.core import keys
 from app.core.db import crud
-from app.core.db.models import Track, TrackRole, TrackStatus
+from app.core.db.models import TrackRole, TrackStatus
 from app.core.names import JobKind
-from app.core.params import IngestParams, VoiceImportParams
+from app.core.params import VoiceImportParams
 
 F0_METHODS = get_args(F0Method)
 
@@ -73,6 +76,7 @@ async def import_voice(
     session: SessionDep,
     settings: SettingsDep,
     storage: StorageDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> UploadResult:
     """Import a voice: an svc-studio voice package (``.zip``) in ``files``, or a singer's
     so-vits-svc 5.0 model (export, checkpoint or pretrain ``.pth``/``.pt``) in ``files`` with
@@ -116,8 +120,9 @@ async def import_voice(
             parsed.cleanup()
             raise HTTPException(400, f"Unknown F0 method '{f0[:40]}'.")
         name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
+        idem = idempotency_of(request, idempotency_key, upload_body(parsed))
         with creating_jobs(
-            session, settings, user_id=user.id, storage=storage, upload=parsed
+            session, settings, user_id=user.id, storage=storage, upload=parsed, idem=idem
         ) as jobs:
             voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
             jobs.stored.append(keys.voice(user.id, voice.id))
@@ -141,6 +146,7 @@ async def import_voice(
                 hparams_key=key["hparams"] if "hparams" in by_field else None,
             )
             job = jobs.add(JobKind.voice_import, params, voice_id=voice.id)
+            jobs.answer(201, UploadResult(tracks=[], job=JobPublic.model_validate(job)))
         return UploadResult(tracks=[], job=JobPublic.model_validate(job))
 
     return await run_in_threadpool(finish)
@@ -199,13 +205,7 @@ def delete_voice(
     ]
     prefixes.append(keys.voice(user.id, voice.id))
     for conv in crud.list_conversions(session, user_id=user.id, voice_id=voice.id):
-        prefixes += [
-            keys.conversion(user.id, conv.id),
-            keys.track(user.id, conv.source_track_id),
-        ]
-        source = crud.get_track(session, user_id=user.id, track_id=conv.source_track_id)
-        if source is not None:
-            session.delete(source)  # deletes the conversion too (cascade)
+        prefixes += remove_conversion(session, conv)
     session.delete(voice)
     session.commit()
     for p in prefixes:
@@ -225,6 +225,7 @@ async def upload_tracks(
     session: SessionDep,
     settings: SettingsDep,
     storage: StorageDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> UploadResult:
     """Upload one or more reference songs (streamed; sha256 on the way). Starts an ingest job.
 
@@ -241,31 +242,15 @@ async def upload_tracks(
     )
 
     def finish() -> UploadResult:  # database work off the event loop (SQLite waits block)
-        if not parsed.files:
-            raise HTTPException(400, "No files in the upload (use the form field 'files').")
-        vocals_only = form_flag(parsed.fields, "vocals_only")
-        tracks: list[Track] = []
-        with creating_jobs(
-            session, settings, user_id=user.id, storage=storage, upload=parsed
-        ) as jobs:
-            for up in parsed.files:
-                track = add_uploaded_track(
-                    session,
-                    storage,
-                    up,
-                    user_id=user.id,
-                    role=TrackRole.reference,
-                    voice_id=voice.id,
-                    vocals_only=vocals_only,
-                )
-                tracks.append(track)
-                jobs.stored.append(keys.track(user.id, track.id))
-            job = jobs.add(
-                JobKind.ingest, IngestParams(track_ids=[t.id for t in tracks]), voice_id=voice.id
-            )
-        return UploadResult(
-            tracks=[TrackPublic.model_validate(t) for t in tracks],
-            job=JobPublic.model_validate(job),
+        return upload_tracks_job(
+            session,
+            settings,
+            storage,
+            parsed,
+            user_id=user.id,
+            role=TrackRole.reference,
+            voice_id=voice.id,
+            idem=idempotency_of(request, idempotency_key, upload_body(parsed)),
         )
 
     return await run_in_threadpool(finish)
@@ -283,22 +268,30 @@ def list_voice_tracks(voice_id: str, user: CurrentUser, session: SessionDep) -> 
 
 @router.post("/{voice_id}/train", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def train_voice(
-    voice_id: str, body: TrainRequest, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    voice_id: str,
+    body: TrainRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobPublic:
     """Start the voice pipeline: ingest → separate → slice → preprocess → train."""
     voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
     if voice is None:
         raise not_found("Voice")
-    tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
-    if not [t for t in tracks if t.status != TrackStatus.failed]:
-        raise HTTPException(400, "Upload at least one usable reference track first.")
-    ensure_not_busy(
-        session,
-        kind=JobKind.voice,
-        voice_id=voice.id,
-        message="This voice is already training: cancel that job first.",
-    )
-    with creating_jobs(session, settings, user_id=user.id) as jobs:
+    idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"))
+    with creating_jobs(session, settings, user_id=user.id, idem=idem) as jobs:
+        tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
+        if not [t for t in tracks if t.status != TrackStatus.failed]:
+            raise HTTPException(400, "Upload at least one usable reference track first.")
+        ensure_not_busy(
+            session,
+            kind=JobKind.voice,
+            voice_id=voice.id,
+            message="This voice is already training: cancel that job first.",
+        )
         voice.settings = {**voice.settings, "train": body.model_dump(mode="json")}
         job = jobs.add(JobKind.voice, body, voice_id=voice.id)
+        jobs.answer(202, JobPublic.model_validate(job))
     return JobPublic.model_validate(job)

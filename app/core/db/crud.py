@@ -155,6 +155,10 @@ def list_conversions(
     return session.scalars(q.order_by(Conversion.created_at.desc())).all()
 
 
+def conversions_of_track(session: Session, *, track_id: str) -> Sequence[Conversion]:
+    return session.scalars(select(Conversion).where(Conversion.source_track_id == track_id)).all()
+
+
 def get_conversion(session: Session, *, user_id: str, conversion_id: str) -> Conversion | None:
     return session.scalar(
         select(Conversion).where(Conversion.id == conversion_id, Conversion.user_id == user_id)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -129,6 +130,10 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # webhooks: the HMAC-SHA256 key job events are signed with (shown to the user once), and
+    # the URL called when a job names none
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user", cascade="all, delete")
 
@@ -176,6 +181,9 @@ class Track(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     storage_key: Mapped[str] = mapped_column(String(500))  # the original upload, kept as is
     vocals_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    # uploaded together with a conversion (the multipart route): deleted with its last
+    # conversion; a track uploaded on its own stays until it is deleted itself
+    conversion_upload: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     status: Mapped[TrackStatus] = mapped_column(
         StrEnumColumn(TrackStatus, 20), default=TrackStatus.uploaded
     )
@@ -208,6 +216,9 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per-stage results / resume data
+    # called when the job ends; ``webhook`` records the deliveries (attempts, answers)
+    webhook_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    webhook: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     voice_id: Mapped[str | None] = mapped_column(
         ForeignKey("voices.id", ondelete="CASCADE"), index=True, nullable=True
@@ -272,6 +283,23 @@ class Artifact(Base):
         ForeignKey("conversions.id", ondelete="CASCADE"), index=True, nullable=True
     )
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """A job-creating request made with an ``Idempotency-Key``: what it asked (a fingerprint of
+    method, path and body) and what it answered, so the same request again gets the same
+    answer and creates nothing. Written in the request's own transaction."""
+
+    __tablename__ = "idempotency_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
 
 
 class WorkerBeat(Base):
