@@ -4,7 +4,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 from app.api.deps import CurrentUser, SessionDep, StorageDep, not_found
-from app.api.routes.common import artifact_public
+from app.api.routes.common import BINARY_BODY, artifact_public
 from app.api.schemas import ArtifactPublic
 from app.core.db import crud
 
@@ -22,7 +22,12 @@ def get_artifact(artifact_id: str, user: CurrentUser, session: SessionDep) -> Ar
 @router.get(
     "/{artifact_id}/download",
     response_class=FileResponse,
-    responses={206: {"description": "Partial content (HTTP Range)"}},
+    responses={
+        200: {"description": "The file", "content": BINARY_BODY},
+        206: {"description": "Partial content (HTTP Range)", "content": BINARY_BODY},
+        404: {"description": "No such artifact (or another user's)"},
+        410: {"description": "The file is no longer in storage"},
+    },
 )
 def download_artifact(
     artifact_id: str,

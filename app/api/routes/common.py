@@ -335,6 +335,8 @@ def add_uploaded_track(
 
 
 BINARY = {"type": "string", "format": "binary"}
+#: a download's body in a response's OpenAPI ``content`` (its real type is in Content-Type)
+BINARY_BODY = {"application/octet-stream": {"schema": BINARY}}
 FILES = {"type": "array", "items": BINARY}  # the repeated form field ``files``
 
 

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
 from app.api.routes.common import (
+    BINARY_BODY,
     FILES,
     IdempotencyKeyHeader,
     idempotency_of,
@@ -101,7 +102,10 @@ def delete_track(
 @router.get(
     "/{track_id}/audio",
     response_class=FileResponse,
-    responses={200: {"content": {"audio/*": {}}}, 206: {"description": "Partial"}},
+    responses={
+        200: {"description": "The audio (its type in Content-Type)", "content": BINARY_BODY},
+        206: {"description": "Partial content (HTTP Range)", "content": BINARY_BODY},
+    },
 )
 def track_audio(
     track_id: str,
