@@ -22,6 +22,9 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from app.core.storage import HashingWriter, LocalStorage, is_disk_full
 
 MAX_FIELD_BYTES = 64 * 1024
+# form fields other than files (names, flags, options): every route has a handful
+MAX_FIELDS = 32
+MAX_FIELDS_TOTAL_BYTES = 256 * 1024
 # After an upload goes over the limit, keep reading (and discarding) up to this much more so
 # the client gets a clean 413 instead of a reset connection mid-send.
 DRAIN_BYTES = 64 * 1024 * 1024
@@ -162,6 +165,9 @@ async def parse_upload(
         "hf": b"",
         "hv": b"",
         "error": None,
+        "fields": 0,
+        "field_bytes": 0,
+        "ended": False,
     }
 
     def on_part_begin() -> None:
@@ -180,8 +186,15 @@ async def parse_upload(
         state["hf"], state["hv"] = b"", b""
 
     def on_headers_finished() -> None:
+        if state["error"] is not None:
+            return
         disp, dopts = parse_options_header(state["headers"].get("content-disposition", b""))
         state["name"] = dopts.get(b"name", b"").decode("utf-8", "replace")
+        if disp != b"form-data" or not state["name"]:
+            state["error"] = UploadError(
+                400, "Every part of the upload needs a 'Content-Disposition: form-data; name=…'."
+            )
+            return
         fn = dopts.get(b"filename")
         if fn is not None:
             name = state["name"]
@@ -205,6 +218,10 @@ async def parse_upload(
             out.files.append(up)
             state["fh"] = open(up.tmp_path, "wb")  # noqa: SIM115 - closed in on_part_end
             state["writer"] = HashingWriter(state["fh"])
+        else:
+            state["fields"] += 1
+            if state["fields"] > MAX_FIELDS:
+                state["error"] = UploadError(413, f"At most {MAX_FIELDS} form fields per upload.")
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["error"] is not None:
@@ -229,6 +246,12 @@ async def parse_upload(
             if len(state["value"]) + len(chunk) > MAX_FIELD_BYTES:
                 state["error"] = UploadError(413, f"Form field '{state['name']}' is too large.")
                 return
+            state["field_bytes"] += len(chunk)
+            if state["field_bytes"] > MAX_FIELDS_TOTAL_BYTES:
+                state["error"] = UploadError(
+                    413, f"The form fields are larger than {MAX_FIELDS_TOTAL_BYTES // 1024} KiB."
+                )
+                return
             state["value"] += chunk
 
     def on_part_end() -> None:
@@ -250,6 +273,7 @@ async def parse_upload(
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
+            "on_end": lambda: state.update(ended=True),
         },
     )
     drained = 0
@@ -278,6 +302,10 @@ async def parse_upload(
                 state["fh"].close()
             except OSError:  # flushing the rest failed (disk full): the file is dropped anyway
                 out.cleanup()
+    if state["error"] is None and not state["ended"]:
+        state["error"] = UploadError(
+            400, "The upload was cut off before its end (the connection dropped?): send it again."
+        )
     if state["error"] is not None:
         out.cleanup()
         raise state["error"]
