@@ -77,10 +77,13 @@ _stop_background = threading.Event()
 
 
 def _background(queues: str) -> None:
-    """Worker liveness beats and the stale-job watchdog, until the worker stops."""
+    """Worker liveness beats and the stale-job watchdog, until the worker stops. Webhook
+    events are sent from a thread of their own (a slow receiver must not delay the beats),
+    one round at a time, each watchdog interval."""
     rt = runtime()
     device = _device()
     last_watchdog = 0.0
+    hooks: threading.Thread | None = None
     import time
 
     while not _stop_background.is_set():
@@ -92,6 +95,11 @@ def _background(queues: str) -> None:
                 rtm.requeue_stale(rt)
                 rtm.redispatch_unsent(rt)
                 rtm.forget_old_keys(rt)
+                if hooks is None or not hooks.is_alive():
+                    hooks = threading.Thread(
+                        target=rtm.deliver_webhooks, args=(rt,), daemon=True, name="svc-webhooks"
+                    )
+                    hooks.start()
         except Exception:  # noqa: BLE001 - keep beating through DB hiccups
             log.exception("worker background loop")
         _stop_background.wait(settings.heartbeat_interval_s)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import OperationalError
 
-from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices
+from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices, webhooks
 from app.api.schemas import ConversionOptions, ConversionRequest
 from app.core import idempotency
 from app.core.config import Settings, get_settings
@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(idempotency.KeyBusy, idempotency_refused)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (health, auth, voices, tracks, jobs, conversions, artifacts):
+    for module in (health, auth, voices, tracks, jobs, conversions, artifacts, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -164,3 +164,52 @@ class Health(BaseModel):
     broker: str
     workers: list[WorkerPublic]
     queues_without_workers: list[str]
+
+
+# --- webhooks -------------------------------------------------------------------------------
+
+
+class WebhookSettings(BaseModel):
+    """The user's webhook: the URL called for jobs submitted without ``webhook_url``."""
+
+    url: str | None = Field(description="The default webhook URL; null: none.")
+    has_secret: bool = Field(description="Whether a signing secret exists (it is shown once).")
+    secret: str | None = Field(
+        default=None,
+        description="The signing secret, only in the answer that created it: keep it now.",
+    )
+
+
+class WebhookSettingsUpdate(BaseModel):
+    url: str | None = Field(
+        default=None, max_length=2000, description="The default webhook URL; null removes it."
+    )
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(
+        description="The HMAC-SHA256 key of the Svc-Webhook-Signature header. Shown only "
+        "now; the previous secret no longer signs anything."
+    )
+
+
+class WebhookAttempt(BaseModel):
+    at: datetime
+    status_code: int | None = Field(description="The receiver's HTTP status; null: no answer.")
+    error: str | None = Field(description="Why the attempt failed; null: delivered.")
+    ms: int | None = None
+
+
+class WebhookDelivery(BaseModel):
+    """The delivery of a job's webhook event: every attempt, and what happens next."""
+
+    job_id: str
+    url: str | None
+    state: Literal["none", "pending", "sending", "delivered", "gave_up"] = Field(
+        description="none: the job has no webhook; pending: waiting for the job to end or "
+        "for the next attempt; sending; delivered; gave_up: no 2xx answer within the hour."
+    )
+    event_id: str | None = None
+    attempts: list[WebhookAttempt] = []
+    next_at: datetime | None = None
+    delivered_at: datetime | None = None

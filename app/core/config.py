@@ -7,12 +7,17 @@ SQLite + local storage + a filesystem broker under ``SVC_DATA_DIR``; production 
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_HOST_NAME = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 
 
 class Settings(BaseSettings):
@@ -50,9 +55,41 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = Field(default=24 * 3600, ge=24 * 3600)
     progress_min_interval_s: float = 0.5
 
+    # webhooks (app/core/webhooks.py): the only hosts a job's webhook may call — host names
+    # (``*.example.com`` for its subdomains), IP addresses and CIDR ranges, comma-separated or
+    # a JSON list. Empty: webhooks are off. A private, loopback or link-local address is
+    # called only when it (or its range) is listed itself, even for a listed host name.
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # a failed delivery is tried again with backoff until this long after the job ended
+    webhook_give_up_s: float = Field(default=3600.0, gt=0)
+
     # secrets: tokens are random 256-bit values stored as sha256 hashes; the pepper is mixed
     # into the hash so a leaked database alone cannot be checked against guessed tokens.
     token_pepper: str = "dev-only-pepper-change-me"
+
+    @field_validator("webhook_allow_hosts", mode="before")
+    @classmethod
+    def _allow_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:  # a JSON list, else comma-separated
+                value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+            except ValueError:
+                value = value.split(",")
+        if not isinstance(value, list | tuple):
+            return value
+        entries = [str(v).strip().lower().rstrip(".") for v in value]
+        entries = [e[1:-1] if e[:1] == "[" and e[-1:] == "]" else e for e in entries if e]
+        for e in entries:
+            try:
+                ipaddress.ip_network(e, strict=False)
+            except ValueError:
+                if not _HOST_NAME.fullmatch(e):
+                    raise ValueError(
+                        f"SVC_WEBHOOK_ALLOW_HOSTS: {e!r} is not a host name, IP address or "
+                        "CIDR range"
+                    ) from None
+        return entries
 
     @model_validator(mode="after")
     def _defaults_and_checks(self) -> Settings:

@@ -37,6 +37,8 @@ def stack_env(data_dir, db_url: str, broker_url: str, **extra: str) -> dict[str,
             "SVC_PROGRESS_MIN_INTERVAL_S": "0.1",
             "SVC_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
             "SVC_MAX_AUDIO_SECONDS": "120",
+            # webhooks may call the tests' loopback receivers (and nothing else)
+            "SVC_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
             "PYTHONPATH": str(ROOT),
         }
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.core import idempotency, jobstate
+from app.core import idempotency, jobstate, webhooks
 from app.core.config import Settings
 from app.core.db import crud
 from app.core.db.models import Job, utcnow
@@ -255,6 +255,17 @@ def redispatch_unsent(rt: Runtime) -> list[str]:
             log.warning("sweep: job %s stage %s sent to the broker", job_id, stage)
             sent.append(job_id)
     return sent
+
+
+def deliver_webhooks(rt: Runtime) -> list[tuple[str, str]]:
+    """Send the webhook events that are due (jobs that ended, retries whose time came) and
+    record each attempt on its job (``app.core.webhooks.deliver_due``). Returns
+    ``(job_id, outcome)`` pairs; never raises."""
+    try:
+        return webhooks.deliver_due(rt.scope, rt.settings, worker=worker_name())
+    except Exception:  # noqa: BLE001 - the next round tries again
+        log.exception("webhook delivery")
+        return []
 
 
 def forget_old_keys(rt: Runtime) -> int:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Request
+from fastapi import Header, HTTPException, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from app.api.schemas import (
     VoicePublic,
 )
 from app.api.uploads import ParsedUpload, UploadedFile, form_flag, move_into, safe_extension
-from app.core import idempotency, jobstate, keys
+from app.core import idempotency, jobstate, keys, webhooks
 from app.core.config import Settings
 from app.core.db import crud
 from app.core.db.models import (
@@ -33,6 +33,7 @@ from app.core.db.models import (
     Track,
     TrackRole,
     TrackStatus,
+    User,
     Voice,
 )
 from app.core.idempotency import Idempotency
@@ -134,6 +135,10 @@ class NewJobs:
     #: the request's Idempotency-Key row (None without a key)
     key_row: IdempotencyKey | None = None
     answered: bool = False
+    #: the webhook of the jobs it creates (the request's, else the user's default), and
+    #: whether the request named one (a retried job keeps its own unless it did)
+    webhook_url: str | None = None
+    webhook_given: bool = False
 
     def add(
         self,
@@ -155,11 +160,16 @@ class NewJobs:
             conversion_id=conversion_id,
             max_attempts=self.settings.max_attempts,
         )
+        job.webhook_url = self.webhook_url
         self.jobs.append(job)
         return job
 
     def send(self, job: Job) -> None:
-        """Send an existing job's current stage after the commit (a retried job)."""
+        """Send an existing job's current stage after the commit (a retried job). Its next
+        ending is a new webhook event."""
+        if self.webhook_given:
+            job.webhook_url = self.webhook_url
+        job.webhook = None
         self.jobs.append(job)
 
     def answer(self, status_code: int, response: BaseModel | list[BaseModel]) -> None:
@@ -183,6 +193,7 @@ def creating_jobs(
     storage: LocalStorage | None = None,
     upload: ParsedUpload | None = None,
     idem: Idempotency | None = None,
+    webhook_url: str | None = None,
 ) -> Iterator[NewJobs]:
     """What every job-creating route does: the rows it adds inside the block (tracks,
     conversions, jobs through ``NewJobs.add``) are committed together with its answer
@@ -190,9 +201,12 @@ def creating_jobs(
     (``idem``) the key is taken first: a repeated request raises ``idempotency.Replay``
     (answered with the first answer) before anything is created. Any error rolls everything
     back, deletes the upload's temporary files and the storage prefixes listed in
-    ``NewJobs.stored``, so a failed request leaves nothing."""
+    ``NewJobs.stored``, so a failed request leaves nothing. ``webhook_url`` (the request's
+    query parameter) is checked first: a host the server may not call is refused (422)."""
     new = NewJobs(session, settings, user_id)
     try:
+        new.webhook_url = job_webhook(session, settings, user_id=user_id, url=webhook_url)
+        new.webhook_given = webhook_url is not None
         if idem is not None:
             new.key_row = idempotency.claim(
                 session, user_id=user_id, idem=idem, ttl_s=settings.idempotency_ttl_s
@@ -241,8 +255,48 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def idempotency_of(request: Request, key: str | None, body: Any) -> Idempotency | None:
-    """The request's Idempotency-Key and a fingerprint of what it asks (``body``)."""
+WebhookUrlQuery = Annotated[
+    str | None,
+    Query(
+        max_length=webhooks.MAX_URL,
+        description="Optional. Called with a signed JSON event when the job ends (succeeded, "
+        "failed or cancelled); the host must be allowed by the server. Without it, your "
+        "default webhook (PUT /api/v1/me/webhook) is used; empty: none for this request.",
+    ),
+]
+
+NO_SECRET = (
+    "Create your webhook secret first (POST /api/v1/me/webhook-secret; it is shown once): "
+    "webhook events are signed with it."
+)
+
+
+def job_webhook(
+    session: Session, settings: Settings, *, user_id: str, url: str | None
+) -> str | None:
+    """The webhook URL of a request's jobs: ``url`` once it is checked (422 in words if the
+    server may not call it), the user's default without one, none for an empty one."""
+    if url == "":
+        return None
+    user = session.get(User, user_id)
+    if url is None:
+        return user.webhook_url if user is not None else None
+    try:
+        webhooks.check_url(url, settings)
+    except webhooks.WebhookRefused as exc:
+        raise HTTPException(422, str(exc)) from exc
+    if user is None or not user.webhook_secret:
+        raise HTTPException(422, NO_SECRET)
+    return url
+
+
+def idempotency_of(
+    request: Request, key: str | None, body: Any, webhook_url: str | None = None
+) -> Idempotency | None:
+    """The request's Idempotency-Key and a fingerprint of what it asks (``body``, and the
+    ``webhook_url`` parameter when given)."""
+    if webhook_url is not None:
+        body = {**(body or {}), "webhook_url": webhook_url}
     try:
         return idempotency.request(key, request.method, request.url.path, body)
     except idempotency.KeyInvalid as exc:
@@ -267,6 +321,7 @@ def upload_tracks_job(
     role: TrackRole,
     voice_id: str | None,
     idem: Idempotency | None,
+    webhook_url: str | None = None,
 ) -> UploadResult:
     """Uploaded songs become tracks (their originals kept) and one ingest job decodes them."""
     if not parsed.files:
@@ -275,7 +330,13 @@ def upload_tracks_job(
     vocals_only = form_flag(parsed.fields, "vocals_only")
     tracks: list[Track] = []
     with creating_jobs(
-        session, settings, user_id=user_id, storage=storage, upload=parsed, idem=idem
+        session,
+        settings,
+        user_id=user_id,
+        storage=storage,
+        upload=parsed,
+        idem=idem,
+        webhook_url=webhook_url,
     ) as jobs:
         for up in parsed.files:
             track = add_uploaded_track(

@@ -13,6 +13,7 @@ from app.api.routes.common import (
     FILES,
     IdempotencyKeyHeader,
     NewJobs,
+    WebhookUrlQuery,
     add_uploaded_track,
     conversion_public,
     creating_jobs,
@@ -76,6 +77,7 @@ async def create_conversions(
     settings: SettingsDep,
     storage: StorageDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
 ) -> list[ConversionPublic]:
     """Convert songs into a voice: one conversion and one job (ingest → separate → convert →
     mix → report) per song.
@@ -88,8 +90,10 @@ async def create_conversions(
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json":
         body = await _json_body(request)
-        idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"))
-        return await run_in_threadpool(_convert_tracks, session, settings, user.id, body, idem)
+        idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"), webhook_url)
+        return await run_in_threadpool(
+            _convert_tracks, session, settings, user.id, body, idem, webhook_url
+        )
     parsed = await parse_upload(
         request,
         storage,
@@ -113,9 +117,15 @@ async def create_conversions(
             parsed.cleanup()
             raise
         vocals_only = form_flag(parsed.fields, "vocals_only")
-        idem = idempotency_of(request, idempotency_key, upload_body(parsed))
+        idem = idempotency_of(request, idempotency_key, upload_body(parsed), webhook_url)
         with creating_jobs(
-            session, settings, user_id=user.id, storage=storage, upload=parsed, idem=idem
+            session,
+            settings,
+            user_id=user.id,
+            storage=storage,
+            upload=parsed,
+            idem=idem,
+            webhook_url=webhook_url,
         ) as jobs:
             track_ids = []
             for up in parsed.files:
@@ -164,10 +174,13 @@ def _convert_tracks(
     user_id: str,
     body: ConversionRequest,
     idem: Idempotency | None,
+    webhook_url: str | None = None,
 ) -> list[ConversionPublic]:
     """Conversions of source tracks already uploaded: their ingest is not repeated (the
     pipeline's ingest finds them decoded)."""
-    with creating_jobs(session, settings, user_id=user_id, idem=idem) as jobs:
+    with creating_jobs(
+        session, settings, user_id=user_id, idem=idem, webhook_url=webhook_url
+    ) as jobs:
         _check_voices(session, user_id, body.voice_id, body.options)
         for tid in body.track_ids:
             track = crud.get_track(session, user_id=user_id, track_id=tid)
@@ -241,13 +254,16 @@ def remix_conversion(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
 ) -> JobPublic:
     """Mix the stored converted vocals again with other settings (no re-conversion)."""
     conv = crud.get_conversion(session, user_id=user.id, conversion_id=conversion_id)
     if conv is None:
         raise not_found("Conversion")
-    idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"))
-    with creating_jobs(session, settings, user_id=user.id, idem=idem) as jobs:
+    idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"), webhook_url)
+    with creating_jobs(
+        session, settings, user_id=user.id, idem=idem, webhook_url=webhook_url
+    ) as jobs:
         ensure_not_busy(
             session,
             kind=JobKind.remix,

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, not_found
 from app.api.routes.common import (
     IdempotencyKeyHeader,
+    WebhookUrlQuery,
     artifact_public,
     creating_jobs,
     ensure_not_busy,
@@ -88,14 +89,17 @@ def retry_job(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
 ) -> JobPublic:
     """Run a failed or cancelled job again from the stage where it stopped (finished stages
     are not repeated; training resumes from its last checkpoint)."""
     job = crud.get_job(session, user_id=user.id, job_id=job_id)
     if job is None:
         raise not_found("Job")
-    idem = idempotency_of(request, idempotency_key, None)
-    with creating_jobs(session, settings, user_id=user.id, idem=idem) as jobs:
+    idem = idempotency_of(request, idempotency_key, None, webhook_url)
+    with creating_jobs(
+        session, settings, user_id=user.id, idem=idem, webhook_url=webhook_url
+    ) as jobs:
         if job.status not in jobstate.RETRYABLE:
             raise HTTPException(
                 409, f"Only failed or cancelled jobs can be retried; this one is {job.status}."

@@ -11,6 +11,7 @@ from app.api.routes.common import (
     BINARY_BODY,
     FILES,
     IdempotencyKeyHeader,
+    WebhookUrlQuery,
     idempotency_of,
     multipart_body,
     upload_body,
@@ -48,6 +49,7 @@ async def upload_source_tracks(
     settings: SettingsDep,
     storage: StorageDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
 ) -> UploadResult:
     """Upload source songs to convert later by id (``POST /conversions`` with JSON), into
     as many voices as wanted. Starts an ingest job; the songs stay until deleted."""
@@ -67,7 +69,8 @@ async def upload_source_tracks(
             user_id=user.id,
             role=TrackRole.source,
             voice_id=None,
-            idem=idempotency_of(request, idempotency_key, upload_body(parsed)),
+            idem=idempotency_of(request, idempotency_key, upload_body(parsed), webhook_url),
+            webhook_url=webhook_url,
         )
 
     return await run_in_threadpool(finish)

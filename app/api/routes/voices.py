@@ -10,6 +10,7 @@ from app.api.routes.common import (
     BINARY,
     FILES,
     IdempotencyKeyHeader,
+    WebhookUrlQuery,
     creating_jobs,
     ensure_not_busy,
     idempotency_of,
@@ -77,6 +78,7 @@ async def import_voice(
     settings: SettingsDep,
     storage: StorageDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
 ) -> UploadResult:
     """Import a voice: an svc-studio voice package (``.zip``) in ``files``, or a singer's
     so-vits-svc 5.0 model (export, checkpoint or pretrain ``.pth``/``.pt``) in ``files`` with
@@ -120,9 +122,15 @@ async def import_voice(
             parsed.cleanup()
             raise HTTPException(400, f"Unknown F0 method '{f0[:40]}'.")
         name = (parsed.fields.get("name") or "").strip()[:200] or up.filename.rsplit(".", 2)[0]
-        idem = idempotency_of(request, idempotency_key, upload_body(parsed))
+        idem = idempotency_of(request, idempotency_key, upload_body(parsed), webhook_url)
         with creating_jobs(
-            session, settings, user_id=user.id, storage=storage, upload=parsed, idem=idem
+            session,
+            settings,
+            user_id=user.id,
+            storage=storage,
+            upload=parsed,
+            idem=idem,
+            webhook_url=webhook_url,
         ) as jobs:
             voice = crud.create_voice(session, user_id=user.id, name=name or "Imported voice")
             jobs.stored.append(keys.voice(user.id, voice.id))
@@ -226,6 +234,7 @@ async def upload_tracks(
     settings: SettingsDep,
     storage: StorageDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
 ) -> UploadResult:
     """Upload one or more reference songs (streamed; sha256 on the way). Starts an ingest job.
 
@@ -250,7 +259,8 @@ async def upload_tracks(
             user_id=user.id,
             role=TrackRole.reference,
             voice_id=voice.id,
-            idem=idempotency_of(request, idempotency_key, upload_body(parsed)),
+            idem=idempotency_of(request, idempotency_key, upload_body(parsed), webhook_url),
+            webhook_url=webhook_url,
         )
 
     return await run_in_threadpool(finish)
@@ -275,13 +285,16 @@ def train_voice(
     session: SessionDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
 ) -> JobPublic:
     """Start the voice pipeline: ingest → separate → slice → preprocess → train."""
     voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
     if voice is None:
         raise not_found("Voice")
-    idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"))
-    with creating_jobs(session, settings, user_id=user.id, idem=idem) as jobs:
+    idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"), webhook_url)
+    with creating_jobs(
+        session, settings, user_id=user.id, idem=idem, webhook_url=webhook_url
+    ) as jobs:
         tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
         if not [t for t in tracks if t.status != TrackStatus.failed]:
             raise HTTPException(400, "Upload at least one usable reference track first.")
