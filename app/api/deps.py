@@ -49,11 +49,25 @@ def _token_from(request: Request) -> str | None:
     return request.cookies.get(COOKIE_NAME)
 
 
-def get_current_user(request: Request, session: SessionDep, settings: SettingsDep) -> User:
+def get_optional_user(request: Request, settings: SettingsDep) -> User | None:
+    """The request's user if it sent a valid token, looked up in a short session of its own
+    whose connection is back in the pool before the endpoint runs: a long request (an upload
+    being streamed, an event stream) never holds a connection for its authentication. The
+    user comes back detached; an endpoint that changes it loads it in its own session."""
     token = _token_from(request)
-    user = (
-        crud.user_for_token(session, token=token, pepper=settings.token_pepper) if token else None
-    )
+    if not token:
+        return None
+    with session_scope(settings.database_url) as session:
+        user = crud.user_for_token(session, token=token, pepper=settings.token_pepper)
+        if user is not None:
+            session.expunge(user)
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(get_optional_user)]
+
+
+def get_current_user(user: OptionalUser) -> User:
     if user is None:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices, webhooks
 from app.api.schemas import ConversionOptions, ConversionRequest
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.state.storage = LocalStorage(settings.storage_dir)
     app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(PoolTimeout, database_unavailable)  # every connection in use
     app.add_exception_handler(OSError, storage_error)
     app.add_exception_handler(idempotency.Replay, idempotent_replay)
     app.add_exception_handler(idempotency.KeyMismatch, idempotency_refused)

@@ -151,9 +151,9 @@ class ConversionPublic(ORM):
 
 
 class WorkerPublic(ORM):
-    name: str
+    name: str | None  # shown to authenticated callers only
     queues: str
-    hostname: str
+    hostname: str | None
     device: str
     last_seen: datetime
 

@@ -22,6 +22,11 @@ def test_health_reports_database_broker_and_workers(stack):
     h = r.json()
     assert h["status"] == "ok" and h["database"] == "ok" and h["broker"] == "ok"
     assert any(set(w["queues"].split(",")) == {"cpu", "gpu"} for w in h["workers"])
+    # an anonymous caller learns nothing about the machines; a user sees the workers' names
+    assert all(w["name"] is None and w["hostname"] is None for w in h["workers"])
+    with stack.client("alice") as c:
+        named = c.get("/api/v1/health").json()["workers"]
+    assert named and all(w["name"] and w["hostname"] for w in named)
 
 
 def test_auth_is_required_and_docs_are_served(stack):

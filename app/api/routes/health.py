@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import SettingsDep
+from app.api.deps import OptionalUser, SettingsDep
 from app.api.schemas import Health, WorkerPublic
 from app.core.db import crud
 from app.core.db.models import utcnow
@@ -18,8 +18,10 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})
-async def health(settings: SettingsDep, response: Response) -> Health:
-    """Database, broker and the workers seen in the last few heartbeats. No auth needed."""
+async def health(settings: SettingsDep, response: Response, user: OptionalUser) -> Health:
+    """Database, broker and the workers seen in the last few heartbeats (their queues and
+    devices). No auth needed; with a token it also names the workers' hosts and processes and
+    the errors in full (an anonymous caller learns nothing about the machines)."""
 
     def db_check() -> tuple[str, list[WorkerPublic]]:
         try:
@@ -35,6 +37,10 @@ async def health(settings: SettingsDep, response: Response) -> Health:
 
     db, workers = await run_in_threadpool(db_check)
     broker_err = await run_in_threadpool(check_broker, settings)
+    if user is None:
+        workers = [w.model_copy(update={"name": None, "hostname": None}) for w in workers]
+        db = db if db == "ok" else "error"
+        broker_err = None if broker_err is None else "unreachable"
     served = {q for w in workers for q in w.queues.split(",") if q}
     missing = [q.value for q in Queue if q.value not in served]
     ok = db == "ok" and broker_err is None

@@ -243,6 +243,8 @@ async def upload_tracks(
     voice = await run_in_threadpool(crud.get_voice, session, user_id=user.id, voice_id=voice_id)
     if voice is None:
         raise not_found("Voice")
+    # end the read before the upload streams in: no connection is held while the bytes arrive
+    await run_in_threadpool(session.commit)
     parsed = await parse_upload(
         request,
         storage,

@@ -9,6 +9,12 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+# Sized for the API's concurrency: sync endpoints run in anyio's thread pool (40 threads), each
+# needing at most one connection at a time (authentication uses its own short session, which
+# is back in the pool before the endpoint's session connects). A request that still finds the
+# pool empty waits POOL_TIMEOUT_S and is answered 503 with Retry-After (app.api.main), not 500.
+POOL_SIZE, MAX_OVERFLOW, POOL_TIMEOUT_S = 20, 20, 10.0
+
 
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
@@ -19,7 +25,13 @@ def get_engine(url: str) -> Engine:
         args: dict[str, object] = {"check_same_thread": False}
         if "timeout" not in make_url(url).query:
             args["timeout"] = 30
-        engine = create_engine(url, connect_args=args)
+        engine = create_engine(
+            url,
+            connect_args=args,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW,
+            pool_timeout=POOL_TIMEOUT_S,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -30,7 +42,13 @@ def get_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=POOL_SIZE,
+        max_overflow=MAX_OVERFLOW,
+        pool_timeout=POOL_TIMEOUT_S,
+    )
 
 
 @lru_cache(maxsize=8)
