@@ -1,13 +1,18 @@
 """Small signal helpers on float32 ``[C, T]`` arrays: resampling, channels, levels.
 
 Resampling is soxr (VHQ), loudness is pyloudnorm (ITU-R BS.1770-4). Nothing here is
-hand-written DSP beyond channel mixing and dB arithmetic.
+hand-written DSP beyond channel mixing and dB arithmetic. :class:`StreamResampler` and
+:class:`LoudnessMeter` do the same work block by block (for files too long to hold decoded):
+their results equal :func:`resample` and :func:`loudness_lufs` on the whole signal, bit for bit.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyloudnorm
+import scipy.signal
 import soxr
 
 # pyloudnorm needs at least one 400 ms gating block.
@@ -97,3 +102,137 @@ def normalize_loudness(
     gain = target_lufs - current
     headroom = max_peak_dbfs - peak_dbfs(audio)
     return gain_db(audio, min(gain, headroom))
+
+
+class StreamResampler:
+    """:func:`resample` over consecutive ``[C, t]`` blocks (soxr VHQ, one stream per file).
+
+    The concatenated outputs of :meth:`process` and :meth:`flush` equal ``resample`` of the
+    concatenated input exactly (soxr's streaming and one-shot paths share the filter state).
+    """
+
+    def __init__(self, sr_in: int, sr_out: int, channels: int) -> None:
+        self.channels = channels
+        self._stream = (
+            None
+            if sr_in == sr_out
+            else soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32", quality="VHQ")
+        )
+
+    def process(self, block: np.ndarray, *, last: bool = False) -> np.ndarray:
+        arr = np.asarray(block, dtype=np.float32)
+        if self._stream is None:
+            return arr
+        out = self._stream.resample_chunk(np.ascontiguousarray(arr.T), last=last)
+        out = out.reshape(-1, self.channels) if out.ndim == 1 else out
+        return np.ascontiguousarray(out.T, dtype=np.float32)
+
+    def flush(self) -> np.ndarray:
+        """The filter's tail: call once after the last block."""
+        return self.process(np.zeros((self.channels, 0), np.float32), last=True)
+
+
+class LoudnessMeter:
+    """:func:`loudness_lufs` of a signal fed as consecutive ``[C, t]`` blocks.
+
+    Holds the K-weighting filter states and the last 400 ms of filtered samples, so memory does
+    not grow with the length. Reproduces pyloudnorm's ``Meter.integrated_loudness`` step by step
+    (same filters, same gating-block bounds, same sums), hence the same value.
+    """
+
+    _BLOCK_S = 0.400
+    _OVERLAP = 0.75
+
+    def __init__(self, sample_rate: int, channels: int) -> None:
+        self.rate = sample_rate
+        self.channels = channels
+        self._filters = list(pyloudnorm.Meter(sample_rate)._filters.values())
+        self._zi = [
+            [np.zeros(max(len(f.a), len(f.b)) - 1) for f in self._filters] for _ in range(channels)
+        ]
+        # Until a signal is long enough for one gating block, loudness_lufs uses the RMS level:
+        # keep the raw samples of that short start.
+        self._short_limit = int(_MIN_LOUDNESS_SECONDS * sample_rate) + 1
+        self._head: list[np.ndarray] | None = []
+        self._buf = np.zeros((channels, 0))  # filtered samples from frame self._off on
+        self._off = 0
+        self._total = 0
+        self._next = 0  # next gating block to measure
+        self._z: list[list[float]] = [[] for _ in range(channels)]
+
+    def _bounds(self, j: int) -> tuple[int, int]:
+        t_g, step = self._BLOCK_S, 1.0 - self._OVERLAP
+        return int(t_g * (j * step) * self.rate), int(t_g * (j * step + 1) * self.rate)
+
+    def _measure(self, j: int) -> None:
+        lo, hi = self._bounds(j)
+        seg = self._buf[:, max(lo - self._off, 0) : max(hi - self._off, 0)]
+        for i in range(self.channels):
+            self._z[i].append((1.0 / (self._BLOCK_S * self.rate)) * np.sum(np.square(seg[i])))
+
+    def feed(self, block: np.ndarray) -> None:
+        arr = as_2d(block)
+        if arr.shape[1] == 0:
+            return
+        if self._head is not None:
+            self._head.append(arr.copy())
+            if self._total + arr.shape[1] >= self._short_limit:
+                self._head = None
+        filtered = np.empty(arr.shape)
+        for ch in range(self.channels):
+            x = arr[ch].astype(np.float64)
+            for k, f in enumerate(self._filters):
+                y, self._zi[ch][k] = scipy.signal.lfilter(f.b, f.a, x, zi=self._zi[ch][k])
+                x = f.passband_gain * y
+            filtered[ch] = x
+        self._buf = np.concatenate([self._buf, filtered], axis=1)
+        self._total += arr.shape[1]
+        while self._bounds(self._next)[1] <= self._total:
+            self._measure(self._next)
+            self._next += 1
+        keep_from = min(self._bounds(self._next)[0], self._total)
+        if keep_from > self._off:
+            self._buf = self._buf[:, keep_from - self._off :].copy()
+            self._off = keep_from
+
+    def value(self) -> float:
+        """Integrated loudness of everything fed so far (as ``loudness_lufs`` of it)."""
+        if self._total < self._short_limit:
+            head = self._head or [np.zeros((self.channels, 0), np.float32)]
+            return loudness_lufs(np.concatenate(head, axis=1), self.rate)
+        t_g, step = self._BLOCK_S, 1.0 - self._OVERLAP
+        n_blocks = int(np.round((self._total / self.rate - t_g) / (t_g * step))) + 1
+        while self._next < n_blocks:  # the last blocks reach past the end: partial sums
+            self._measure(self._next)
+            self._next += 1
+        z = np.array([zs[:n_blocks] for zs in self._z])
+        value = _gated_loudness(z, self.channels, n_blocks)
+        return value if np.isfinite(value) else SILENCE_LUFS
+
+
+def _gated_loudness(z: np.ndarray, n_channels: int, n_blocks: int) -> float:
+    """BS.1770 gating of the block mean squares ``z[channel, block]`` (pyloudnorm's code)."""
+    g = [1.0, 1.0, 1.0, 1.41, 1.41]
+    gamma_a = -70.0
+    j_range = np.arange(0, n_blocks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        lj = [
+            -0.691 + 10.0 * np.log10(np.sum([g[i] * z[i, j] for i in range(n_channels)]))
+            for j in j_range
+        ]
+    j_g = [j for j, l_j in enumerate(lj) if l_j >= gamma_a]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        z_avg = [np.mean([z[i, j] for j in j_g]) for i in range(n_channels)]
+    gamma_r = -0.691 + 10.0 * np.log10(np.sum([g[i] * z_avg[i] for i in range(n_channels)])) - 10.0
+    j_g = [j for j, l_j in enumerate(lj) if (l_j > gamma_r and l_j > gamma_a)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        z_avg_gated = np.nan_to_num(
+            np.array([np.mean([z[i, j] for j in j_g]) for i in range(n_channels)])
+        )
+    with np.errstate(divide="ignore"):
+        return float(
+            -0.691 + 10.0 * np.log10(np.sum([g[i] * z_avg_gated[i] for i in range(n_channels)]))
+        )

@@ -212,9 +212,11 @@ def _run_pass(
 
 
 def _prepare(src: Path, max_duration_s: float | None) -> np.ndarray:
-    audio, sr = load_audio(src, max_duration_s=max_duration_s)
-    audio = resample(audio, sr, SAMPLE_RATE)
-    return np.ascontiguousarray(to_channels(audio, CHANNELS), dtype=np.float32)
+    # Decoded, resampled and laid out block by block: only the 44.1 kHz stereo result is held.
+    audio, _sr = load_audio(
+        src, max_duration_s=max_duration_s, sample_rate=SAMPLE_RATE, channels=CHANNELS
+    )
+    return audio
 
 
 def separate(
