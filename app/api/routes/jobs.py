@@ -3,8 +3,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -32,10 +33,9 @@ def list_jobs(
     session: SessionDep,
     status: JobStatus | None = None,
     voice_id: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> list[JobPublic]:
-    limit = max(1, min(limit, 500))
     return [
         JobPublic.model_validate(j)
         for j in crud.list_jobs(
@@ -44,7 +44,7 @@ def list_jobs(
             status=status,
             voice_id=voice_id,
             limit=limit,
-            offset=max(0, offset),
+            offset=offset,
         )
     ]
 

@@ -122,7 +122,9 @@ def track_audio(
     if track is None:
         raise not_found("Track")
     if variant == "original":
-        key, media, name = track.storage_key, track.content_type, track.filename
+        # the uploader's Content-Type is not trusted: only an audio type is passed on
+        media = track.content_type if track.content_type.startswith("audio/") else None
+        key, media, name = track.storage_key, media or "application/octet-stream", track.filename
     else:
         arts = crud.list_artifacts(
             session, user_id=user.id, track_id=track.id, kind=ArtifactKind.decoded
