@@ -77,6 +77,67 @@ async def idempotency_refused(request: Request, exc: Exception) -> JSONResponse:
 DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (ConversionRequest, ConversionOptions)
 
 
+# The error answers each route gives beyond FastAPI's own 422, written once (all of them carry
+# {"detail": "<plain words>"}). Every route also answers 503 when the database is unavailable;
+# authenticated ones 401; routes with an id in the path 404 (another user's id included).
+ERROR_WORDS = {
+    400: "The request is not usable (its message says why)",
+    401: "Missing or invalid access token",
+    404: "No such resource (or another user's)",
+    409: "Conflicts with the resource's state, or a request with this Idempotency-Key is "
+    "still being processed",
+    410: "The file is no longer in storage",
+    413: "Too large (a file, the form fields or a JSON body)",
+    415: "A file is not of the accepted kind",
+    503: "The database is busy or unreachable: try again (Retry-After)",
+    507: "The server ran out of storage space (nothing was kept)",
+}
+UPLOAD = (400, 409, 413, 415, 507)
+ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("post", "/api/v1/voices/import"): UPLOAD,
+    ("post", "/api/v1/voices/{voice_id}/tracks"): UPLOAD,
+    ("post", "/api/v1/tracks"): UPLOAD,
+    ("post", "/api/v1/conversions"): UPLOAD,
+    ("post", "/api/v1/voices/{voice_id}/train"): (400, 409),
+    ("post", "/api/v1/conversions/{conversion_id}/remix"): (400, 409),
+    ("post", "/api/v1/jobs/{job_id}/retry"): (400, 409),
+    ("post", "/api/v1/jobs/{job_id}/cancel"): (409,),
+    ("delete", "/api/v1/voices/{voice_id}"): (409,),
+    ("delete", "/api/v1/tracks/{track_id}"): (409,),
+    ("delete", "/api/v1/conversions/{conversion_id}"): (409,),
+    ("get", "/api/v1/tracks/{track_id}/audio"): (409, 410),
+    ("get", "/api/v1/artifacts/{artifact_id}/download"): (410,),
+}
+PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/auth/login")}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault(
+        "Error",
+        {
+            "title": "Error",
+            "type": "object",
+            "properties": {"detail": {"type": "string", "title": "Detail"}},
+            "required": ["detail"],
+        },
+    )
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            codes = set(ROUTE_ERRORS.get((method, path), ())) | {503}
+            if (method, path) not in PUBLIC:
+                codes.add(401)
+            if "{" in path:
+                codes.add(404)
+            if (method, path) == ("post", "/api/v1/auth/login"):
+                codes.add(401)
+            responses = op.setdefault("responses", {})
+            for code in sorted(codes):
+                entry = responses.setdefault(str(code), {"description": ERROR_WORDS[code]})
+                entry.setdefault("content", error)
+
+
 def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def build() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -88,6 +149,7 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for name, definition in top.get("$defs", {}).items():
                 components.setdefault(name, definition)
+            _document_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -179,3 +179,42 @@ def test_concurrent_requests_with_one_key_create_one_job(stack, tmp_path):
         new = {t["id"] for t in c.get("/api/v1/tracks").json()} - before
         assert len(new) == 1
         wait_job(c, answers[0].json()["job"]["id"])
+
+
+def test_the_errors_routes_give_are_in_the_spec(stack, tmp_path):
+    """Each answer below is checked against the operation's documented responses."""
+    spec = httpx.get(f"{stack.url}/api/v1/openapi.json").json()
+
+    def documented(method: str, template: str, r: httpx.Response) -> None:
+        codes = spec["paths"][template][method]["responses"]
+        assert str(r.status_code) in codes, (method, template, r.status_code, sorted(codes))
+        if r.status_code >= 400:
+            assert isinstance(r.json()["detail"], str | list), r.text
+
+    anon = stack.client()
+    documented("get", "/api/v1/voices", anon.get("/api/v1/voices"))
+    with stack.client("alice") as c:
+        v = new_voice(c, "Errors")
+        documented("get", "/api/v1/tracks/{track_id}", c.get("/api/v1/tracks/nope"))
+        documented(
+            "post",
+            "/api/v1/tracks",
+            c.post("/api/v1/tracks", files=[("files", ("a.txt", b"not audio", "text/plain"))]),
+        )
+        documented("post", "/api/v1/tracks", c.post("/api/v1/tracks", data={"x": "1"}))
+        documented(
+            "post",
+            "/api/v1/voices/{voice_id}/train",
+            c.post(f"/api/v1/voices/{v['id']}/train", json={"config": "tiny"}),
+        )
+        documented(
+            "post",
+            "/api/v1/voices/{voice_id}/train",
+            c.post(
+                f"/api/v1/voices/{v['id']}/train",
+                json={"config": "tiny"},
+                headers={"Idempotency-Key": "bad key"},
+            ),
+        )
+        documented("get", "/api/v1/jobs", c.get("/api/v1/jobs", params={"offset": -1}))
+        documented("post", "/api/v1/jobs/{job_id}/cancel", c.post("/api/v1/jobs/nope/cancel"))
