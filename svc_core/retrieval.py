@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from svc_core.errors import BadInputError, IncompatibleError
+from svc_core.archive import RETRIEVAL_INDEX_LIMITS, open_zip, short
+from svc_core.errors import BadInputError, Cancelled, IncompatibleError
+from svc_core.progress import StopFn, check_stop
 from svc_core.utils import atomic_path
 
 INDEX_FORMAT = "svc-studio/retrieval-index"
@@ -41,7 +43,7 @@ KMEANS_CENTROIDS = 10_000
 NEIGHBOURS = 8
 # the default ratio and protect are svc_core.recipes' (chosen from bench/retrieval.md)
 SEED = 1234
-_MAX_MEMBER_BYTES = 4 << 30
+_MAX_SUMMARY_BYTES = 4096  # index.json's dims and vector counts (real: ~150 bytes)
 
 
 def _faiss():
@@ -233,20 +235,117 @@ def save_voice_index(index: VoiceIndex, path: str | os.PathLike) -> Path:
     return dest
 
 
-def load_voice_index(path: str | os.PathLike) -> VoiceIndex:
+def _faiss_layout(raw: memoryview, where: str) -> None:
+    """Check a serialized faiss index before faiss reads it: faiss allocates every vector
+    from the size the blob declares before reading its data, so a 100-byte blob declaring
+    a 50 GB vector would take 50 GB. Only the two layouts :func:`build_index` writes are
+    accepted (``IxF2`` flat L2, ``IwFl`` IVF-Flat over a flat quantizer), every declared size
+    must be backed by the bytes that follow, and the blob must end where the index does."""
+    import struct
+
+    pos = 0
+
+    def take(fmt: str) -> tuple:
+        nonlocal pos
+        n = struct.calcsize(fmt)
+        if pos + n > len(raw):
+            raise IncompatibleError(f"{where} ends inside its header")
+        out = struct.unpack_from(fmt, raw, pos)
+        pos += n
+        return out
+
+    def skip(n: int, what: str) -> None:
+        nonlocal pos
+        if n < 0 or pos + n > len(raw):
+            raise IncompatibleError(f"{where}: {what} declares more data than the file holds")
+        pos += n
+
+    def header() -> tuple[bytes, int, int]:
+        (fourcc,) = take("<4s")
+        d, ntotal, _, _, _, metric = take("<iqqq?i")
+        if metric > 1:
+            take("<f")
+        if not 0 < d <= 65536 or not 0 <= ntotal <= MAX_VECTORS:
+            raise IncompatibleError(
+                f"{where} declares {ntotal} vectors of {d} dims (at most {MAX_VECTORS})"
+            )
+        return fourcc, d, ntotal
+
+    def flat(d: int, ntotal: int) -> None:
+        (n,) = take("<Q")
+        if n != d * ntotal:
+            raise IncompatibleError(f"{where}: its vectors do not match its header")
+        skip(4 * n, "the vector data")
+
+    fourcc, d, ntotal = header()
+    if fourcc == b"IxF2":
+        flat(d, ntotal)
+    elif fourcc == b"IwFl":
+        nlist, _ = take("<QQ")
+        if not 0 < nlist <= 65536:
+            raise IncompatibleError(f"{where} declares {nlist} inverted lists")
+        q_fourcc, q_d, q_total = header()
+        if q_fourcc != b"IxF2" or q_d != d or q_total != nlist:
+            raise IncompatibleError(f"{where}: its quantizer is not the flat one svc-studio writes")
+        flat(q_d, q_total)
+        (map_type,) = take("<b")
+        (n,) = take("<Q")
+        skip(8 * n, "the direct map")
+        if map_type == 2:
+            (n,) = take("<Q")
+            skip(16 * n, "the direct map")
+        lists, n_lists, code_size, kind = take("<4sQQ4s")
+        if lists != b"ilar" or n_lists != nlist or code_size != 4 * d:
+            raise IncompatibleError(
+                f"{where}: its inverted lists are not the kind svc-studio writes"
+            )
+        (n,) = take("<Q")
+        if kind == b"full" and n == nlist:
+            skip(8 * n, "the list sizes")
+            sizes = np.frombuffer(raw[pos - 8 * n : pos], dtype="<u8")
+        elif kind == b"sprs" and n % 2 == 0 and n <= 2 * nlist:
+            skip(8 * n, "the list sizes")
+            pairs = np.frombuffer(raw[pos - 8 * n : pos], dtype="<u8").reshape(-1, 2)
+            if np.any(pairs[:, 0] >= nlist):
+                raise IncompatibleError(f"{where}: a list size names a list that does not exist")
+            sizes = pairs[:, 1]
+        else:
+            raise IncompatibleError(
+                f"{where}: its inverted lists are not the kind svc-studio writes"
+            )
+        if np.any(sizes > MAX_VECTORS) or int(sizes.sum(dtype=np.float64)) != ntotal:
+            raise IncompatibleError(f"{where}: its list sizes do not add up to its vectors")
+        skip(ntotal * (code_size + 8), "the inverted lists")
+    else:
+        raise IncompatibleError(f"{where} is not an index type svc-studio writes")
+    if pos != len(raw):
+        raise IncompatibleError(f"{where} has {len(raw) - pos} bytes after its index")
+
+
+def load_voice_index(path: str | os.PathLike, should_stop: StopFn | None = None) -> VoiceIndex:
     """Read ``*.svcindex``.
+
+    The zip's directory is checked before any member is read
+    (:data:`svc_core.archive.RETRIEVAL_INDEX_LIMITS`), each faiss blob's declared sizes
+    before faiss reads it; ``should_stop`` is checked between the chunks of the reads.
 
     Raises:
         BadInputError: the file does not exist.
-        IncompatibleError: not an index file, an unknown version, or damaged.
+        IncompatibleError: not an index file, an unknown version, too large, or damaged.
     """
     faiss = _faiss()
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"retrieval index {p} does not exist")
+    where = f"retrieval index {p.name}"
     try:
-        with zipfile.ZipFile(p) as z:
-            info = json.loads(z.read("index.json").decode("utf-8"))
+        with open_zip(
+            p,
+            RETRIEVAL_INDEX_LIMITS,
+            where,
+            not_zip=f"{p.name} is not a readable retrieval index (not a zip file)",
+        ) as z:
+            info = json.loads(z.read("index.json", should_stop).decode("utf-8"))
             if not isinstance(info, dict) or info.get("format") != INDEX_FORMAT:
                 raise IncompatibleError(f"{p.name} is not an svc-studio retrieval index")
             if info.get("version") != INDEX_VERSION:
@@ -254,23 +353,36 @@ def load_voice_index(path: str | os.PathLike) -> VoiceIndex:
                     f"{p.name} is a version {info.get('version')} retrieval index; this "
                     f"svc-studio reads version {INDEX_VERSION}"
                 )
+            dims = info.get("dims")
+            if not isinstance(dims, dict) or not set(dims) <= {"ppg", "vec"}:
+                raise IncompatibleError(f"{p.name}: index.json lists unknown features")
             indexes = {}
-            for key, dim in dict(info.get("dims") or {}).items():
-                member = z.getinfo(f"{key}.faiss")
-                if member.file_size > _MAX_MEMBER_BYTES:
-                    raise IncompatibleError(f"{p.name}: {key}.faiss is too large")
-                raw = np.frombuffer(z.read(member), dtype=np.uint8)
-                ix = faiss.deserialize_index(raw)
+            for key, dim in dims.items():
+                raw = z.read(f"{key}.faiss", should_stop)
+                _faiss_layout(memoryview(raw), f"{p.name}: {key}.faiss")
+                check_stop(should_stop)
+                ix = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
+                del raw
                 if int(ix.d) != int(dim):
                     raise IncompatibleError(f"{p.name}: {key}.faiss is {ix.d}-d, not {dim}-d")
                 indexes[key] = ix
-    except IncompatibleError:
+    except (IncompatibleError, Cancelled):
         raise
-    except Exception as exc:  # noqa: BLE001 - zip, json and faiss errors all mean "damaged"
-        raise IncompatibleError(f"{p.name} is not a readable retrieval index ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - json and faiss errors all mean "damaged"
+        raise IncompatibleError(
+            f"{p.name} is not a readable retrieval index ({short(exc)})"
+        ) from exc
     if not indexes:
         raise IncompatibleError(f"{p.name} holds no index")
-    return VoiceIndex(indexes, {k: v for k, v in info.items() if k not in ("format", "version")})
+    # what callers keep (an imported voice's artifact metadata): the known keys, bounded
+    kept = {k: info[k] for k in ("dims", "features") if k in info}
+    try:
+        summary = len(json.dumps(kept, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise IncompatibleError(f"{p.name}: index.json holds values that are not JSON") from exc
+    if summary > _MAX_SUMMARY_BYTES:
+        raise IncompatibleError(f"{p.name}: index.json's summary is {summary} bytes of JSON")
+    return VoiceIndex(indexes, kept)
 
 
 __all__ = [

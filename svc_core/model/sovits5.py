@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from svc_core.archive import MAX_YAML_BYTES, TORCH_FILE_LIMITS, check_zip, load_yaml, short
 from svc_core.errors import BadInputError, IncompatibleError
 from svc_core.model.config import AudioConfig, SVCConfig, load_config
 
@@ -68,13 +69,15 @@ def _resolutions(value: Any) -> tuple[tuple[int, int, int], ...]:
     """5.0 writes the MRD resolutions as a Python literal in a string (it ``eval``s it)."""
     if isinstance(value, str):
         try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError) as exc:
-            raise BadInputError(f"5.0 hparams: mrd.resolutions is not a list: {value!r}") from exc
+            value = ast.literal_eval(value[:4096])  # 5.0's is ~80 characters
+        except (ValueError, SyntaxError, RecursionError, MemoryError, TypeError) as exc:
+            raise BadInputError(
+                f"5.0 hparams: mrd.resolutions is not a list: {short(repr(value), 80)}"
+            ) from exc
     try:
         return tuple(tuple(int(x) for x in r) for r in value)
     except (TypeError, ValueError) as exc:
-        raise BadInputError(f"5.0 hparams: bad mrd.resolutions {value!r}") from exc
+        raise BadInputError(f"5.0 hparams: bad mrd.resolutions {short(repr(value), 80)}") from exc
 
 
 def config_from_hparams(hp: dict[str, Any], name: str = "sovits5") -> SVCConfig:
@@ -134,8 +137,8 @@ def config_from_hparams(hp: dict[str, Any], name: str = "sovits5") -> SVCConfig:
         if _get(hp, "mpd", "use_spectral_norm") or _get(hp, "mrd", "use_spectral_norm"):
             raise BadInputError("5.0 hparams with use_spectral_norm: true are not supported")
         return SVCConfig(audio=audio, model=model, train=train, name=name)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise BadInputError(f"5.0 hparams: missing or bad value ({exc})") from exc
+    except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
+        raise BadInputError(f"5.0 hparams: missing or bad value ({short(exc)})") from exc
 
 
 def hparams_to_dict(config: SVCConfig) -> dict[str, Any]:
@@ -180,21 +183,19 @@ def hparams_to_dict(config: SVCConfig) -> dict[str, Any]:
 
 
 def load_hparams_yaml(source: str | os.PathLike | None, text: str | None = None) -> dict:
-    import yaml
-
+    """5.0's hparams (a file, or the ``hp_str`` text of a checkpoint) as a mapping; at most
+    :data:`~svc_core.archive.MAX_YAML_BYTES` (checked before parsing), ``yaml.safe_load``."""
     if text is None:
         if source is None:
             raise BadInputError("no hparams given")
         p = Path(source)
         if not p.is_file():
             raise BadInputError(f"hparams file {p} does not exist")
-        if p.stat().st_size > 1 << 20:
+        if p.stat().st_size > MAX_YAML_BYTES:
             raise BadInputError(f"hparams file {p.name} is larger than 1 MiB")
-        text = p.read_text("utf-8", errors="replace")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise BadInputError(f"the 5.0 hparams are not valid YAML: {exc}") from exc
+        data = load_yaml(p.read_bytes(), "the 5.0 hparams file", error=BadInputError)
+    else:
+        data = load_yaml(text, "the 5.0 hparams text (hp_str)", error=BadInputError)
     if not isinstance(data, dict):
         raise BadInputError("the 5.0 hparams are not a YAML mapping")
     return data
@@ -232,9 +233,16 @@ def is_sovits5_dict(obj: Any) -> bool:
 def parse_sovits5(
     obj: dict[str, Any], path: Path, hparams: str | os.PathLike | None = None
 ) -> Sovits5File:
-    """Interpret a loaded 5.0 dict. ``hparams``: a 5.0 YAML for files without ``hp_str``."""
-    if not isinstance(obj.get("model_g"), dict):
-        raise IncompatibleError(f"{path.name}: 'model_g' is not a state dict")
+    """Interpret a loaded 5.0 dict. ``hparams``: a 5.0 YAML for files without ``hp_str``.
+
+    Raises:
+        BadInputError / IncompatibleError: bad hparams, or the file's content is not what 5.0
+            writes (never a KeyError/ValueError of the hostile content itself).
+    """
+    if not _is_state_dict(obj.get("model_g")):
+        raise IncompatibleError(f"{path.name}: 'model_g' is not a state dict of tensors")
+    if obj.get("model_d") is not None and not _is_state_dict(obj["model_d"]):
+        raise IncompatibleError(f"{path.name}: 'model_d' is not a state dict of tensors")
     keys = set(obj)
     if {"optim_g", "optim_d", "step"} <= keys:
         layout = "checkpoint"
@@ -252,17 +260,88 @@ def parse_sovits5(
         config, source = load_config("base"), "5.0's base.yaml (no hp_str, no hparams given)"
         config = dataclasses.replace(config, name=path.stem)
     d = obj.get("model_d")
-    return Sovits5File(
-        layout=layout,
-        config=config,
-        config_source=source,
-        generator=from_legacy(obj["model_g"]),
-        discriminator=from_legacy(d) if isinstance(d, dict) else None,
-        optim_g=obj.get("optim_g") if layout == "checkpoint" else None,
-        optim_d=obj.get("optim_d") if layout == "checkpoint" else None,
-        step=int(obj["step"]) if layout == "checkpoint" else None,
-        epoch=int(obj["epoch"]) if layout == "checkpoint" and "epoch" in obj else None,
+    try:
+        return Sovits5File(
+            layout=layout,
+            config=config,
+            config_source=source,
+            generator=from_legacy(obj["model_g"]),
+            discriminator=from_legacy(d) if isinstance(d, dict) else None,
+            optim_g=obj.get("optim_g") if layout == "checkpoint" else None,
+            optim_d=obj.get("optim_d") if layout == "checkpoint" else None,
+            step=int(obj["step"]) if layout == "checkpoint" else None,
+            epoch=int(obj["epoch"]) if layout == "checkpoint" and "epoch" in obj else None,
+        )
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise IncompatibleError(
+            f"{path.name}: a bad value where 5.0 writes a number ({short(exc)})"
+        ) from exc
+
+
+def _is_state_dict(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items()
     )
+
+
+# the generator's sizes a config may ask for: far above 5.0's (hidden 192, filter 640,
+# upsample 320, 6 layers, 4 flows), far below what would take more than a generator file;
+# and the signal settings a conversion runs at (5.0: 32 kHz, hop 320, n_fft 1024, 100 mels)
+_MAX_CHANNELS = 1 << 14
+_MAX_COUNT = 64
+_COUNTS = ("n_heads", "n_layers", "posterior_layers", "n_flows", "flow_layers", "harmonic_num")
+_AUDIO_RANGES = {
+    "sample_rate": (8000, 192_000),
+    "hop_length": (1, 4096),
+    "n_fft": (16, 16384),
+    "win_length": (16, 16384),
+    "n_mels": (1, 1024),
+    "segment_size": (1, 1 << 20),
+}
+
+
+def check_model_sizes(config: SVCConfig, source: str) -> None:
+    """Refuse a config whose generator could not be a real one, or whose signal settings no
+    real voice has (before anything is built, or converted with it)."""
+    a = config.audio
+    for key, (lo, hi) in _AUDIO_RANGES.items():
+        x = getattr(a, key)
+        if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+            raise IncompatibleError(f"{source}: audio.{key} = {x!r} is out of range")
+    m = config.model
+    for f in dataclasses.fields(m):
+        value = getattr(m, f.name)
+        values = [value] if not isinstance(value, tuple) else list(value)
+        if len(values) > _MAX_COUNT:
+            raise IncompatibleError(f"{source}: model.{f.name} has {len(values)} entries")
+        flat = [x for v in values for x in (v if isinstance(v, tuple) else (v,))]
+        limit = _MAX_COUNT if f.name in _COUNTS else _MAX_CHANNELS
+        for x in flat:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise IncompatibleError(f"{source}: model.{f.name} is not a number")
+            if isinstance(x, int) and not 0 <= x <= limit:
+                raise IncompatibleError(f"{source}: model.{f.name} = {x} is out of range")
+
+
+def check_generator_fits(config: SVCConfig, state: dict[str, Any], what: str, source: str) -> None:
+    """The inference generator of ``config`` built on torch's meta device (no memory, so a
+    config asking for an absurd model costs nothing) and compared with ``state``: the same
+    names and shapes, or a plain IncompatibleError naming what differs. After this, building
+    it for real takes what the state's tensors take."""
+    import torch
+
+    from svc_core.model.builders import build_generator
+
+    check_model_sizes(config, source)
+    given = {k: v for k, v in state.items() if not k.startswith(TRAIN_ONLY_PREFIXES)}
+    try:
+        with torch.device("meta"):
+            gen = build_generator(config, inference_only=True)
+    except Exception as exc:  # noqa: BLE001 - a config the modules cannot be built from
+        raise IncompatibleError(f"a generator cannot be built from {source}: {short(exc)}") from exc
+    check_state_fits(gen, given, what, source)
 
 
 def check_state_fits(
@@ -295,17 +374,29 @@ def check_state_fits(
 
 
 def read_torch_file(path: Path) -> Any:
-    """``torch.load`` without code execution; a damaged file is an IncompatibleError."""
+    """``torch.load(weights_only=True)`` (no code execution) of a zip-format torch file whose
+    zip directory passed :data:`~svc_core.archive.TORCH_FILE_LIMITS` first; a damaged,
+    legacy-format or oversized file is an IncompatibleError in plain words."""
     import torch
 
+    path = Path(path)
+    check_zip(
+        path,
+        TORCH_FILE_LIMITS,
+        f"model file {path.name}",
+        not_zip=f"{path.name} is not a readable model file: not a zip-format torch file "
+        "(torch.save writes one since torch 1.6; older files: load and save it again)",
+    )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike
-        raise IncompatibleError(f"{path.name} is not a readable model file: {exc}") from exc
+        raise IncompatibleError(f"{path.name} is not a readable model file: {short(exc)}") from exc
 
 
 __all__ = [
     "Sovits5File",
+    "check_generator_fits",
+    "check_model_sizes",
     "check_state_fits",
     "config_from_hparams",
     "from_legacy",

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from svc_core.errors import BadInputError
+from svc_core.archive import short
+from svc_core.errors import BadInputError, IncompatibleError
 from svc_core.model.config import SVCConfig, config_from_dict, config_hash, model_hash
 from svc_core.model.package import (
     CONFIG_NAME,
@@ -26,6 +27,7 @@ from svc_core.model.package import (
     VoicePackage,
     load_voice_package,
 )
+from svc_core.progress import StopFn, check_stop
 from svc_core.train import checkpoint as ck
 from svc_core.utils import atomic_path
 
@@ -43,13 +45,22 @@ _VEC_BY_DIM = {256: "hubert-soft"}
 SOVITS5_F0_METHOD = "crepe-full"  # 5.0's pitch extractor (pitch/inference.py: crepe)
 
 
+_MAX_SPEAKER_FILE = 64 << 10  # a .spk.npy is 1,152 bytes (256 float32 and its header)
+
+
 def _speaker_vector(speaker_npy: str | os.PathLike | np.ndarray, spk_dim: int) -> np.ndarray:
     if isinstance(speaker_npy, np.ndarray):
         spk = speaker_npy
     else:
         from svc_core.speaker import load_spk
 
-        spk = load_spk(speaker_npy)  # plain errors for missing/bad files
+        p = Path(speaker_npy)
+        if p.is_file() and p.stat().st_size > _MAX_SPEAKER_FILE:
+            raise BadInputError(
+                f"{p.name} is {p.stat().st_size} bytes: a speaker vector (.spk.npy) is about "
+                "1 KB; this is not one"
+            )
+        spk = load_spk(p)  # plain errors for missing/bad files
     spk = np.asarray(spk, dtype=np.float32).reshape(-1)
     if spk.shape[0] != spk_dim or not np.all(np.isfinite(spk)):
         raise BadInputError(
@@ -172,8 +183,14 @@ def import_sovits5_voice(
     hparams: str | os.PathLike | None = None,
     f0_method: str = SOVITS5_F0_METHOD,
     meta: dict[str, Any] | None = None,
+    should_stop: StopFn | None = None,
 ) -> Path:
     """A singer's so-vits-svc 5.0 voice (its model file + ``.spk.npy``) as a voice package.
+
+    The model file's zip directory is checked before ``torch.load`` reads it
+    (:func:`svc_core.model.sovits5.read_torch_file`), the hparams are capped at 1 MiB, and
+    the generator is first built on torch's meta device, so a hostile file costs neither
+    memory nor time beyond its own size. ``should_stop`` is checked between the steps.
 
     Args:
         model: 5.0's export ``{model_g}``, training checkpoint or pretrain.
@@ -183,6 +200,7 @@ def import_sovits5_voice(
             5.0's ``configs/base.yaml``).
         f0_method: the F0 method conversions use by default (5.0 extracts with crepe).
         meta: extra provenance for ``voice.json``.
+        should_stop: raise :class:`~svc_core.errors.Cancelled` between steps when it says so.
 
     Raises:
         BadInputError / IncompatibleError: unreadable or mismatching files, in plain words.
@@ -190,6 +208,7 @@ def import_sovits5_voice(
     from svc_core.model.inference import VoiceModel
     from svc_core.model.sovits5 import (
         TRAIN_ONLY_PREFIXES,
+        check_generator_fits,
         is_sovits5_dict,
         parse_sovits5,
         read_torch_file,
@@ -198,7 +217,9 @@ def import_sovits5_voice(
     model = Path(model)
     if not model.is_file():
         raise BadInputError(f"model file {model} does not exist")
+    check_stop(should_stop)
     obj = read_torch_file(model)
+    check_stop(should_stop)
     if not is_sovits5_dict(obj):
         raise BadInputError(
             f"{model.name} is not a so-vits-svc 5.0 model file (no 'model_g'); an svc-studio "
@@ -213,8 +234,19 @@ def import_sovits5_voice(
         )
     spk = _speaker_vector(speaker_npy, f.config.model.spk_dim)
     generator = {k: v for k, v in f.generator.items() if not k.startswith(TRAIN_ONLY_PREFIXES)}
+    del obj  # the training state (discriminator, optimisers) is not kept: free it now
+    f.discriminator = f.optim_g = f.optim_d = None
+    what = f"the generator in {model.name}"
+    check_generator_fits(f.config, generator, what, f.config_source)  # names what differs
+    check_stop(should_stop)
     info = {"file": model.name, "config_source": f.config_source}
-    VoiceModel(f.config, generator, spk, info)  # the weights fit the sizes (names what differs)
+    try:
+        VoiceModel(f.config, generator, spk, info)  # and it runs: built for real
+    except (BadInputError, IncompatibleError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a weight torch cannot use, in plain words
+        raise IncompatibleError(f"{what} cannot be used: {short(exc)}") from exc
+    check_stop(should_stop)
     try:
         features = sovits5_features(f.config, f0_method)
     except BadInputError as exc:
