@@ -357,3 +357,113 @@ def convert_params(
         protect=float(protect),
         volume_envelope=float(volume_envelope),
     )
+
+
+# --- preflight: the models a request needs, checked before a job is queued -------------------
+
+
+def _missing(models_dir: str | os.PathLike, names: list[str]) -> list[str]:
+    from svc_core.assets import REGISTRY, is_installed
+
+    out = []
+    for name in dict.fromkeys(names):
+        present = (
+            is_installed(name, models_dir)
+            if name in REGISTRY
+            else (Path(models_dir) / name).is_file()  # another audio-separator model file
+        )
+        if not present:
+            out.append(name)
+    return out
+
+
+def _separation_missing(
+    models_dir: str | os.PathLike, model: str | None, *, dereverb: bool, separate: bool
+) -> list[str]:
+    from svc_core.separation.models import DEREVERB_MODEL, default_model
+
+    missing = []
+    if separate:
+        if model:
+            missing += _missing(models_dir, [model])
+        else:  # the worker's device picks one of the two defaults: one of them must be there
+            defaults = [default_model(False), default_model(True)]
+            if len(_missing(models_dir, defaults)) == len(defaults):
+                missing.append(default_model(False))
+    if dereverb:
+        missing += _missing(models_dir, [DEREVERB_MODEL])
+    return missing
+
+
+def missing_for_training(
+    models_dir: str | os.PathLike,
+    *,
+    config: str = "base",
+    f0_method: str | None = None,
+    ppg_model: str | None = DEFAULT_PPG_MODEL,
+    vec_model: str | None = DEFAULT_VEC_MODEL,
+    base_model: str | None = None,
+    speaker_encoder: str | None = None,
+    separation_model: str | None = None,
+    dereverb: bool = False,
+    separate: bool = True,
+) -> list[str]:
+    """The models a training request needs that ``models_dir`` lacks, found in
+    milliseconds (no model is loaded): content encoders, RMVPE weights when asked for, what
+    the start plan needs (5.0's pretrain and encoder when asked for), the separation model
+    (``separate``: some reference is not vocals-only already) and the dereverb pass.
+
+    Raises:
+        BadInputError: the request cannot work whatever is installed (start plan rules)."""
+    names = [n for n in (ppg_model, vec_model) if n]
+    if f0_method == "rmvpe":
+        names.append("rmvpe")
+    missing = _missing(models_dir, names)
+    try:
+        plan_start(
+            base_model,
+            config=config,
+            ppg_model=ppg_model or None,
+            vec_model=vec_model or None,
+            models_dir=models_dir,
+            speaker_encoder=speaker_encoder,
+        )
+    except AssetMissingError:
+        for name in (SOVITS5_PRETRAIN, SOVITS5_SPEAKER, base_model):
+            if name and name != SCRATCH:
+                try:
+                    missing += _missing(models_dir, [name])
+                except Exception:  # noqa: BLE001 - a file path of the CLI's: not an asset
+                    continue
+    missing += _separation_missing(
+        models_dir, separation_model, dereverb=dereverb, separate=separate
+    )
+    return list(dict.fromkeys(missing))
+
+
+def missing_for_conversion(
+    models_dir: str | os.PathLike,
+    features: dict,
+    *,
+    f0_method: str | None = None,
+    separation_model: str | None = None,
+    separate: bool = True,
+) -> list[str]:
+    """The models converting into a voice with ``features`` (its stored settings) needs that
+    ``models_dir`` lacks: the voice's content encoders, RMVPE weights when used, the
+    separation model unless the song is vocals-only."""
+    names = [n for n in (features.get("ppg_model"), features.get("vec_model")) if n]
+    if (f0_method or features.get("f0_method")) == "rmvpe":
+        names.append("rmvpe")
+    missing = _missing(models_dir, names)
+    missing += _separation_missing(models_dir, separation_model, dereverb=False, separate=separate)
+    return list(dict.fromkeys(missing))
+
+
+def missing_models_message(what: str, missing: list[str], models_dir: str | os.PathLike) -> str:
+    names = " ".join(missing)
+    return (
+        f"{what} needs models that are not installed in {models_dir}: {', '.join(missing)}. "
+        f"Install them with `svc-studio assets pull {names}` (or `svc-studio assets import "
+        "NAME FILE` on a machine without a network), then start again."
+    )

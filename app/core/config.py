@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # a queued job whose message the broker never accepted is re-sent by the workers after this
     redispatch_after_s: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
+    # refuse a training or conversion at once (409) when a model it needs is missing from
+    # models_dir; off where the API does not see the workers' models folder
+    preflight_models: bool = True
     # a job-creating request's Idempotency-Key is remembered this long (at least a day)
     idempotency_ttl_s: float = Field(default=24 * 3600, ge=24 * 3600)
     progress_min_interval_s: float = 0.5

@@ -264,6 +264,9 @@ def test_training_progress_and_plain_failure(open_session, stack, tmp_path):
     page.get_by_label("Model size").select_option("tiny")
     page.get_by_label("Pitch (F0) method").select_option("dio")
     page.get_by_label("Stop after epochs").fill("2")
+    # the encoders installed here (the defaults are not: the server would refuse at once)
+    page.get_by_text("More training options").click()
+    page.get_by_label("Whisper PPG model").fill(stack.assets["ppg_model"])
     page.get_by_role("button", name="Start training").click()
 
     view = page.locator("#train-job section.job")

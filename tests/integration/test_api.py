@@ -257,18 +257,40 @@ def test_training_without_installed_models_fails_clearly(stack, tmp_path):
         r = upload(c, v["id"], [song(tmp_path / "v.wav", seconds=6)], vocals_only=True)
         assert r.json()["tracks"][0]["vocals_only"] is True
         wait_job(c, r.json()["job"]["id"])
+        bad = c.post(f"/api/v1/voices/{v['id']}/train", json={"config": "tiny", "max_steps": 10})
+        # preflight: the default content encoders are not installed in this stack's models
+        # folder; the answer says which and how to get them, within a second, and no job starts
+        assert bad.status_code == 409, bad.text
+        assert "svc-studio assets pull whisper-large-v2" in bad.json()["detail"]
+        assert c.get("/api/v1/jobs", params={"voice_id": v["id"]}).json()[0]["kind"] == "ingest"
         bad = c.post(f"/api/v1/voices/{v['id']}/train", json={"config": "huge"})
         assert bad.status_code == 422
-        r = c.post(f"/api/v1/voices/{v['id']}/train", json={"config": "tiny", "max_steps": 10})
+        # the worker keeps its own check: a model removed after the request was accepted
+        from svc_core.assets import get_asset
+
+        vec = stack.data_dir / "models" / get_asset(stack.assets["vec_model"]).filename
+        kept = vec.with_suffix(".kept")
+        body = {
+            "config": "tiny",
+            "max_steps": 10,
+            "f0_method": "harvest",
+            "ppg_model": stack.assets["ppg_model"],
+            "vec_model": stack.assets["vec_model"],
+        }
+        r = c.post(f"/api/v1/voices/{v['id']}/train", json=body)
         assert r.status_code == 202, r.text
-        job = r.json()
-        assert job["stages"] == ["ingest", "separate", "slice", "preprocess", "train"]
-        job = wait_job(c, job["id"])
+        vec.rename(kept)
+        try:
+            job = r.json()
+            assert job["stages"] == ["ingest", "separate", "slice", "preprocess", "train"]
+            job = wait_job(c, job["id"])
+        finally:
+            kept.rename(vec)
         assert job["status"] == "failed"
-        # vocals-only: no separation model needed; slicing works; the content encoders are
-        # not installed in this stack's models folder: the message says how to get them
+        # vocals-only: no separation model needed; slicing works; the content encoder is
+        # gone from the models folder: the message says how to get it
         assert job["stage"] == "preprocess", job
-        assert "svc-studio assets pull whisper-large-v2" in job["error"], job["error"]
+        assert "svc-studio assets pull hubert-soft" in job["error"], job["error"]
         assert c.get(f"/api/v1/voices/{v['id']}").json()["status"] == "failed"
 
 
@@ -381,7 +403,8 @@ def test_training_on_a_too_short_song_fails_at_slicing_with_a_plain_message(stac
         v = new_voice(c, "Brief")
         r = upload(c, v["id"], [song(tmp_path / "short take.wav", seconds=2)], vocals_only=True)
         wait_job(c, r.json()["job"]["id"])
-        r = c.post(f"/api/v1/voices/{v['id']}/train", json={"config": "tiny", "max_steps": 1})
+        body = {"config": "tiny", "max_steps": 1, "vec_model": stack.assets["vec_model"]}
+        r = c.post(f"/api/v1/voices/{v['id']}/train", json={**body, "ppg_model": None})
         job = wait_job(c, r.json()["id"])
         assert job["status"] == "failed" and job["stage"] == "slice", job
         assert "'short take.wav'" in job["error"] and "at least 5 s" in job["error"], job

@@ -137,3 +137,33 @@ def test_features_and_the_engine_parameters_they_give(tmp_path):
     assert cp.protect == recipes.DEFAULT_PROTECT
     fixed = recipes.convert_params(feats, models_dir=tmp_path, device="cpu", has_index=False)
     assert fixed.transpose == 0.0 and fixed.retrieval_ratio == 0.0 and fixed.f0.method == "fcpe"
+
+
+def test_preflight_names_every_missing_model_and_nothing_installed(tmp_path):
+    from tests.common.tiny_assets import install_tiny_assets
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert recipes.missing_for_training(empty) == ["whisper-large-v2", "hubert-soft", "mdx-voc-ft"]
+    assert recipes.missing_for_training(empty, separate=False, f0_method="rmvpe") == [
+        "whisper-large-v2",
+        "hubert-soft",
+        "rmvpe",
+    ]
+    assert "vr-deecho-dereverb" in recipes.missing_for_training(empty, dereverb=True)
+    with pytest.raises(Exception, match="cannot fine-tune"):
+        recipes.missing_for_training(empty, config="tiny", base_model=recipes.SOVITS5_PRETRAIN)
+
+    names = install_tiny_assets(tmp_path / "models")
+    models = tmp_path / "models"
+    assert recipes.missing_for_training(models, ppg_model=names["ppg_model"]) == []
+    assert recipes.missing_for_training(models) == ["whisper-large-v2"]
+    voice = {"ppg_model": names["ppg_model"], "vec_model": "hubert-soft", "f0_method": "fcpe"}
+    assert recipes.missing_for_conversion(models, voice) == []
+    assert recipes.missing_for_conversion(models, voice, f0_method="rmvpe") == ["rmvpe"]
+    assert recipes.missing_for_conversion(empty, voice, separate=False) == [
+        names["ppg_model"],
+        "hubert-soft",
+    ]
+    msg = recipes.missing_models_message("This training", ["a", "b"], models)
+    assert "svc-studio assets pull a b" in msg

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Header, HTTPException, Query, Request
@@ -41,6 +42,8 @@ from app.core.names import PIPELINES, JobKind
 from app.core.params import IngestParams, job_params
 from app.core.queue import send_and_record, send_stage
 from app.core.storage import LocalStorage
+from svc_core import recipes
+from svc_core.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +246,19 @@ def remove_conversion(session: Session, conv: Conversion) -> list[str]:
         session.delete(track)
         prefixes.append(keys.track(conv.user_id, track.id))
     return prefixes
+
+
+def preflight(settings: Settings, what: str, check: Callable[[Path], list[str]]) -> None:
+    """409 naming the models a job would need and that are not installed, before it is
+    queued (the worker keeps its own check). ``check(models_dir)`` lists the missing."""
+    if not settings.preflight_models:
+        return
+    try:
+        missing = check(settings.models_dir)
+    except BadInputError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    if missing:
+        raise HTTPException(409, recipes.missing_models_message(what, missing, settings.models_dir))
 
 
 IdempotencyKeyHeader = Annotated[

@@ -19,6 +19,7 @@ from app.api.routes.common import (
     creating_jobs,
     ensure_not_busy,
     idempotency_of,
+    preflight,
     remove_conversion,
     upload_body,
 )
@@ -37,6 +38,7 @@ from app.core.db.models import Conversion, TrackRole, TrackStatus
 from app.core.idempotency import Idempotency
 from app.core.names import ArtifactKind, JobKind
 from app.core.params import ConversionParams, RemixParams
+from svc_core import recipes
 
 router = APIRouter(prefix="/conversions", tags=["conversions"])
 
@@ -113,6 +115,14 @@ async def create_conversions(
                 raise HTTPException(400, "No files in the upload (use the form field 'files').")
             voice_id = parsed.fields.get("voice_id", "")
             _check_voices(session, user.id, voice_id, options)
+            _preflight(
+                session,
+                settings,
+                user.id,
+                voice_id,
+                options,
+                vocals_only=[form_flag(parsed.fields, "vocals_only")],
+            )
         except BaseException:
             parsed.cleanup()
             raise
@@ -168,6 +178,34 @@ def _check_voices(session: Session, user_id: str, voice_id: str, options: Conver
         raise not_found("Voice to mix with")
 
 
+def _preflight(
+    session: Session,
+    settings: Settings,
+    user_id: str,
+    voice_id: str,
+    options: ConversionOptions,
+    *,
+    vocals_only: list[bool],
+) -> None:
+    """409 before any job when a model the conversion needs is missing (a voice not trained
+    yet is the worker's to report: it knows no models yet)."""
+    voice = crud.get_voice(session, user_id=user_id, voice_id=voice_id)
+    features = ((voice.settings or {}).get("features") if voice is not None else None) or {}
+    if not features:
+        return
+    preflight(
+        settings,
+        "This conversion",
+        lambda models: recipes.missing_for_conversion(
+            models,
+            features,
+            f0_method=options.f0_method,
+            separation_model=options.separation_model,
+            separate=not all(vocals_only),
+        ),
+    )
+
+
 def _convert_tracks(
     session: Session,
     settings: Settings,
@@ -196,7 +234,16 @@ def _convert_tracks(
                 raise HTTPException(
                     400, f"'{track.filename}' could not be decoded: {track.error or 'no audio'}"
                 )
-        created = _start(jobs, body.voice_id, body.options, list(dict.fromkeys(body.track_ids)))
+        track_ids = list(dict.fromkeys(body.track_ids))
+        _preflight(
+            session,
+            settings,
+            user_id,
+            body.voice_id,
+            body.options,
+            vocals_only=[t.vocals_only for t in crud.get_tracks_by_ids(session, ids=track_ids)],
+        )
+        created = _start(jobs, body.voice_id, body.options, track_ids)
     return [conversion_public(session, c) for c in created]
 
 

@@ -15,6 +15,7 @@ from app.api.routes.common import (
     ensure_not_busy,
     idempotency_of,
     multipart_body,
+    preflight,
     remove_conversion,
     upload_body,
     upload_tracks_job,
@@ -42,6 +43,7 @@ from app.core.db import crud
 from app.core.db.models import TrackRole, TrackStatus
 from app.core.names import JobKind
 from app.core.params import VoiceImportParams
+from svc_core import recipes
 
 F0_METHODS = get_args(F0Method)
 
@@ -298,8 +300,25 @@ def train_voice(
         session, settings, user_id=user.id, idem=idem, webhook_url=webhook_url
     ) as jobs:
         tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
-        if not [t for t in tracks if t.status != TrackStatus.failed]:
+        usable = [t for t in tracks if t.status != TrackStatus.failed]
+        if not usable:
             raise HTTPException(400, "Upload at least one usable reference track first.")
+        preflight(
+            settings,
+            "This training",
+            lambda models: recipes.missing_for_training(
+                models,
+                config=body.config,
+                f0_method=body.f0_method,
+                ppg_model=body.ppg_model,
+                vec_model=body.vec_model,
+                base_model=body.base_model,
+                speaker_encoder=body.speaker_encoder,
+                separation_model=body.separation_model,
+                dereverb=body.dereverb,
+                separate=any(not t.vocals_only for t in usable),
+            ),
+        )
         ensure_not_busy(
             session,
             kind=JobKind.voice,
