@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices, webhooks
-from app.api.schemas import ConversionOptions, ConversionRequest
+from app.api.schemas import ConversionOptions, ConversionRequest, VoiceImportOptions
 from app.core import idempotency
 from app.core.config import Settings, get_settings
 from app.core.storage import LocalStorage, is_disk_full
@@ -74,7 +74,11 @@ async def idempotency_refused(request: Request, exc: Exception) -> JSONResponse:
 
 # request bodies documented by hand (routes that read their body themselves) whose schemas
 # must be in the spec's components
-DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (ConversionRequest, ConversionOptions)
+DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
+    ConversionRequest,
+    ConversionOptions,
+    VoiceImportOptions,
+)
 
 
 # The error answers each route gives beyond FastAPI's own 422, written once (all of them carry

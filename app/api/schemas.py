@@ -126,6 +126,13 @@ class UploadResult(BaseModel):
     job: JobPublic
 
 
+class VoiceImportOptions(BaseModel):
+    """The form fields of a voice import (beside its files ``files``, ``speaker``, ``hparams``)."""
+
+    name: str | None = Field(default=None, max_length=200)  # default: the file's name
+    f0_method: F0Method | None = None  # a 5.0 model's F0 method (default: the engine's)
+
+
 class ConversionRequest(BaseModel):
     """Convert source tracks already uploaded (``POST /api/v1/tracks``) into a voice."""
 

@@ -135,4 +135,6 @@ def track_audio(
     path = storage.path(key)
     if not path.is_file():
         raise HTTPException(410, "The file is no longer in storage.")
-    return FileResponse(path, media_type=media, filename=name, content_disposition_type="inline")
+    # an audio element plays either way; anything not audio is only ever downloaded
+    disposition = "inline" if media.startswith("audio/") else "attachment"
+    return FileResponse(path, media_type=media, filename=name, content_disposition_type=disposition)

@@ -28,6 +28,7 @@ from app.api.schemas import (
     TrainRequest,
     UploadResult,
     VoiceCreate,
+    VoiceImportOptions,
     VoicePublic,
     VoiceUpdate,
 )
@@ -64,11 +65,14 @@ def create_voice(body: VoiceCreate, user: CurrentUser, session: SessionDep) -> V
     status_code=status.HTTP_201_CREATED,
     openapi_extra=multipart_body(
         {
-            "name": {"type": "string"},
             "files": BINARY,
             "speaker": BINARY,
             "hparams": BINARY,
-            "f0_method": {"type": "string", "enum": list(F0_METHODS)},
+            # the fields of VoiceImportOptions (a component of the spec)
+            **{
+                k: {**v, "title": k}
+                for k, v in VoiceImportOptions.model_json_schema()["properties"].items()
+            },
         },
         ["files"],
     ),
