@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     watchdog_interval_s: float = Field(default=10.0, gt=0)
     # a queued job whose message the broker never accepted is re-sent by the workers after this
     redispatch_after_s: float = Field(default=30.0, gt=0)
+    # a queued job the broker took but no worker claimed within this is sent again: its
+    # message may be lost (Redis restarted empty); a duplicate message is harmless
+    resend_after_s: float = Field(default=600.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     # refuse a training or conversion at once (409) when a model it needs is missing from
     # models_dir; off where the API does not see the workers' models folder

@@ -237,16 +237,18 @@ def mark_undispatched(session: Session, *, job_id: str, stage: str) -> bool:
     )
 
 
-def unsent(session: Session, *, queued_before: datetime) -> Sequence[Any]:
-    """``(id, stage)`` of queued jobs whose message the broker never took, queued before the
-    cutoff and not cancelled: what the workers' sweep sends again."""
+def unsent(
+    session: Session, *, queued_before: datetime, resent_before: datetime | None = None
+) -> Sequence[Any]:
+    """``(id, stage)`` of queued, uncancelled jobs to send (again): those whose message the
+    broker never took, queued before ``queued_before``; and (``resent_before``) those it
+    took before that time that no worker has claimed since, whose message may be lost (a
+    Redis restarted empty). Sending one twice is harmless: the claim is conditional."""
+    waiting = Job.dispatched_at.is_(None) & (Job.queued_at < queued_before)
+    if resent_before is not None:
+        waiting = waiting | (Job.dispatched_at < resent_before)
     return session.execute(
-        select(Job.id, Job.stage).where(
-            Job.status == Q,
-            Job.dispatched_at.is_(None),
-            Job.queued_at < queued_before,
-            Job.cancel_requested.is_(False),
-        )
+        select(Job.id, Job.stage).where(Job.status == Q, Job.cancel_requested.is_(False), waiting)
     ).all()
 
 

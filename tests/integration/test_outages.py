@@ -213,3 +213,35 @@ def test_upload_while_the_broker_is_down_runs_once_it_is_back(tmp_path, redis_se
     finally:
         s.stop()
         get_engine(sqlite_url(db)).dispose()
+
+
+def test_a_queued_job_whose_message_redis_lost_is_sent_again(tmp_path, redis_server):
+    """The broker took the message, then Redis restarted empty before any worker read it:
+    the workers' sweep sends it again (after SVC_RESEND_AFTER_S) and the job runs once."""
+    db = tmp_path / "svc.db"
+    s = make_stack(tmp_path, sqlite_url(db), redis_server["url"], SVC_RESEND_AFTER_S="3")
+    try:
+        s.create_user("alice")
+        s.start_api()
+        with s.client("alice") as c:
+            voice = c.post("/api/v1/voices", json={"name": "Lost"}).json()
+            wav = song(tmp_path / "take.wav", seconds=2)
+            r = c.post(
+                f"/api/v1/voices/{voice['id']}/tracks",
+                files=[("files", (wav.name, wav.read_bytes(), "audio/wav"))],
+                data={"vocals_only": "true"},
+            )
+            assert r.status_code == 201, r.text
+            job = r.json()["job"]
+            assert job["status"] == "queued"
+            # no worker yet; Redis loses everything it held
+            redis_server["stop"]()
+            redis_server["start"]()
+            s.start_worker()
+            s.wait_for_worker()
+            done = wait_job(c, job["id"], timeout=120)
+            assert done["status"] == "succeeded", done
+            assert done["attempts"] == 1
+    finally:
+        s.stop()
+        get_engine(sqlite_url(db)).dispose()

@@ -245,10 +245,16 @@ ACTIONS = {
 
 def redispatch_unsent(rt: Runtime) -> list[str]:
     """Send the queued jobs whose message the broker never accepted (it was down when they
-    were queued) and that waited longer than ``redispatch_after_s``. Returns their ids."""
-    cutoff = utcnow() - timedelta(seconds=rt.settings.redispatch_after_s)
+    were queued) and that waited longer than ``redispatch_after_s``, and again those it
+    accepted more than ``resend_after_s`` ago that no worker claimed (the message may be
+    lost: a Redis restarted empty). Returns their ids."""
+    now = utcnow()
     with rt.scope() as s:
-        unsent = jobstate.unsent(s, queued_before=cutoff)
+        unsent = jobstate.unsent(
+            s,
+            queued_before=now - timedelta(seconds=rt.settings.redispatch_after_s),
+            resent_before=now - timedelta(seconds=rt.settings.resend_after_s),
+        )
     sent = []
     for job_id, stage in unsent:
         if stage and rt.dispatch(job_id, stage):
