@@ -13,6 +13,7 @@ from fastapi import Header, HTTPException, Query, Request
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app.api.schemas import (
     ArtifactPublic,
@@ -22,7 +23,14 @@ from app.api.schemas import (
     UploadResult,
     VoicePublic,
 )
-from app.api.uploads import ParsedUpload, UploadedFile, form_flag, move_into, safe_extension
+from app.api.uploads import (
+    ParsedUpload,
+    UploadedFile,
+    form_flag,
+    move_into,
+    parse_upload,
+    safe_extension,
+)
 from app.core import idempotency, jobstate, keys, webhooks
 from app.core.config import Settings
 from app.core.db import crud
@@ -325,6 +333,41 @@ def upload_body(parsed: ParsedUpload) -> dict[str, Any]:
         "fields": parsed.fields,
         "files": [[f.field, f.filename, f.sha256, f.size] for f in parsed.files],
     }
+
+
+async def receive_tracks(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    storage: LocalStorage,
+    *,
+    user_id: str,
+    role: TrackRole,
+    voice_id: str | None,
+    idempotency_key: str | None,
+    webhook_url: str | None,
+) -> UploadResult:
+    """An upload of songs (streamed to storage, hashed on the way), then their tracks and
+    ingest job, the database work off the event loop (SQLite's waits would block it)."""
+    parsed = await parse_upload(
+        request,
+        storage,
+        max_file_bytes=settings.max_upload_bytes,
+        max_files=settings.max_files_per_upload,
+    )
+    idem = idempotency_of(request, idempotency_key, upload_body(parsed), webhook_url)
+    return await run_in_threadpool(
+        upload_tracks_job,
+        session,
+        settings,
+        storage,
+        parsed,
+        user_id=user_id,
+        role=role,
+        voice_id=voice_id,
+        idem=idem,
+        webhook_url=webhook_url,
+    )
 
 
 def upload_tracks_job(

@@ -4,7 +4,6 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CurrentUser, SessionDep, SettingsDep, StorageDep, not_found
 from app.api.routes.common import (
@@ -12,13 +11,10 @@ from app.api.routes.common import (
     FILES,
     IdempotencyKeyHeader,
     WebhookUrlQuery,
-    idempotency_of,
     multipart_body,
-    upload_body,
-    upload_tracks_job,
+    receive_tracks,
 )
 from app.api.schemas import TrackPublic, UploadResult
-from app.api.uploads import parse_upload
 from app.core import keys
 from app.core.db import crud
 from app.core.db.models import TrackRole
@@ -53,27 +49,17 @@ async def upload_source_tracks(
 ) -> UploadResult:
     """Upload source songs to convert later by id (``POST /conversions`` with JSON), into
     as many voices as wanted. Starts an ingest job; the songs stay until deleted."""
-    parsed = await parse_upload(
+    return await receive_tracks(
         request,
+        session,
+        settings,
         storage,
-        max_file_bytes=settings.max_upload_bytes,
-        max_files=settings.max_files_per_upload,
+        user_id=user.id,
+        role=TrackRole.source,
+        voice_id=None,
+        idempotency_key=idempotency_key,
+        webhook_url=webhook_url,
     )
-
-    def finish() -> UploadResult:  # database work off the event loop (SQLite waits block)
-        return upload_tracks_job(
-            session,
-            settings,
-            storage,
-            parsed,
-            user_id=user.id,
-            role=TrackRole.source,
-            voice_id=None,
-            idem=idempotency_of(request, idempotency_key, upload_body(parsed), webhook_url),
-            webhook_url=webhook_url,
-        )
-
-    return await run_in_threadpool(finish)
 
 
 @router.get("/{track_id}", response_model=TrackPublic)

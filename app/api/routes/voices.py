@@ -16,9 +16,9 @@ from app.api.routes.common import (
     idempotency_of,
     multipart_body,
     preflight,
+    receive_tracks,
     remove_conversion,
     upload_body,
-    upload_tracks_job,
     voice_public,
 )
 from app.api.schemas import (
@@ -251,27 +251,17 @@ async def upload_tracks(
         raise not_found("Voice")
     # end the read before the upload streams in: no connection is held while the bytes arrive
     await run_in_threadpool(session.commit)
-    parsed = await parse_upload(
+    return await receive_tracks(
         request,
+        session,
+        settings,
         storage,
-        max_file_bytes=settings.max_upload_bytes,
-        max_files=settings.max_files_per_upload,
+        user_id=user.id,
+        role=TrackRole.reference,
+        voice_id=voice.id,
+        idempotency_key=idempotency_key,
+        webhook_url=webhook_url,
     )
-
-    def finish() -> UploadResult:  # database work off the event loop (SQLite waits block)
-        return upload_tracks_job(
-            session,
-            settings,
-            storage,
-            parsed,
-            user_id=user.id,
-            role=TrackRole.reference,
-            voice_id=voice.id,
-            idem=idempotency_of(request, idempotency_key, upload_body(parsed), webhook_url),
-            webhook_url=webhook_url,
-        )
-
-    return await run_in_threadpool(finish)
 
 
 @router.get("/{voice_id}/tracks", response_model=list[TrackPublic])
