@@ -362,7 +362,7 @@ def convert_params(
 # --- preflight: the models a request needs, checked before a job is queued -------------------
 
 
-def _missing(models_dir: str | os.PathLike, names: list[str]) -> list[str]:
+def _not_installed(models_dir: str | os.PathLike, names: list[str]) -> list[str]:
     from svc_core.assets import REGISTRY, is_installed
 
     out = []
@@ -385,13 +385,13 @@ def _separation_missing(
     missing = []
     if separate:
         if model:
-            missing += _missing(models_dir, [model])
+            missing += _not_installed(models_dir, [model])
         else:  # the worker's device picks one of the two defaults: one of them must be there
             defaults = [default_model(False), default_model(True)]
-            if len(_missing(models_dir, defaults)) == len(defaults):
+            if len(_not_installed(models_dir, defaults)) == len(defaults):
                 missing.append(default_model(False))
     if dereverb:
-        missing += _missing(models_dir, [DEREVERB_MODEL])
+        missing += _not_installed(models_dir, [DEREVERB_MODEL])
     return missing
 
 
@@ -418,7 +418,7 @@ def missing_for_training(
     names = [n for n in (ppg_model, vec_model) if n]
     if f0_method == "rmvpe":
         names.append("rmvpe")
-    missing = _missing(models_dir, names)
+    missing = _not_installed(models_dir, names)
     try:
         plan_start(
             base_model,
@@ -432,7 +432,7 @@ def missing_for_training(
         for name in (SOVITS5_PRETRAIN, SOVITS5_SPEAKER, base_model):
             if name and name != SCRATCH:
                 try:
-                    missing += _missing(models_dir, [name])
+                    missing += _not_installed(models_dir, [name])
                 except Exception:  # noqa: BLE001 - a file path of the CLI's: not an asset
                     continue
     missing += _separation_missing(
@@ -455,7 +455,7 @@ def missing_for_conversion(
     names = [n for n in (features.get("ppg_model"), features.get("vec_model")) if n]
     if (f0_method or features.get("f0_method")) == "rmvpe":
         names.append("rmvpe")
-    missing = _missing(models_dir, names)
+    missing = _not_installed(models_dir, names)
     missing += _separation_missing(models_dir, separation_model, dereverb=False, separate=separate)
     return list(dict.fromkeys(missing))
 

@@ -153,6 +153,9 @@ def test_preflight_names_every_missing_model_and_nothing_installed(tmp_path):
     assert "vr-deecho-dereverb" in recipes.missing_for_training(empty, dereverb=True)
     with pytest.raises(Exception, match="cannot fine-tune"):
         recipes.missing_for_training(empty, config="tiny", base_model=recipes.SOVITS5_PRETRAIN)
+    # an explicit start that needs 5.0's pretrain and encoder: both named
+    asked = recipes.missing_for_training(empty, base_model=recipes.SOVITS5_PRETRAIN)
+    assert {recipes.SOVITS5_PRETRAIN, recipes.SOVITS5_SPEAKER} <= set(asked)
 
     names = install_tiny_assets(tmp_path / "models")
     models = tmp_path / "models"
