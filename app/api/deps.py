@@ -14,7 +14,8 @@ from app.core.db.models import User
 from app.core.db.session import session_scope
 from app.core.storage import LocalStorage
 
-COOKIE_NAME = "svc_token"
+# the browser UI's session: a random session id (see crud.open_browser_session), never a token
+COOKIE_NAME = "svc_session"
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -42,25 +43,70 @@ def get_storage(request: Request) -> LocalStorage:
 StorageDep = Annotated[LocalStorage, Depends(get_storage)]
 
 
-def _token_from(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         return auth[7:].strip() or None
-    return request.cookies.get(COOKIE_NAME)
+    return None
+
+
+def client_address(request: Request) -> str:
+    """Who a request comes from, for throttling (uvicorn's --proxy-headers and
+    --forwarded-allow-ips make this the real client behind a trusted proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
+def throttle_check(request: Request) -> None:
+    """429 with Retry-After while this client has too many recent failed authentications."""
+    wait = request.app.state.auth_throttle.retry_after(client_address(request))
+    if wait is not None:
+        raise HTTPException(
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="Too many failed sign-in attempts or invalid tokens from this address. "
+            f"Try again in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def auth_failed(request: Request) -> None:
+    request.app.state.auth_throttle.failed(client_address(request))
 
 
 def get_optional_user(request: Request, settings: SettingsDep) -> User | None:
-    """The request's user if it sent a valid token, looked up in a short session of its own
-    whose connection is back in the pool before the endpoint runs: a long request (an upload
-    being streamed, an event stream) never holds a connection for its authentication. The
-    user comes back detached; an endpoint that changes it loads it in its own session."""
-    token = _token_from(request)
-    if not token:
+    """The request's user if it sent a valid bearer token or session cookie, looked up in a
+    short session of its own whose connection is back in the pool before the endpoint runs: a
+    long request (an upload being streamed, an event stream) never holds a connection for its
+    authentication. The user comes back detached; an endpoint that changes it loads it in its
+    own session. A bearer token wins over a cookie. Failures count against the client's
+    throttle; a dead session cookie is cleared by the 401."""
+    token = bearer_token(request)
+    cookie = None if token else request.cookies.get(COOKIE_NAME)
+    if not token and not cookie:
         return None
+    throttle_check(request)
     with session_scope(settings.database_url) as session:
-        user = crud.user_for_token(session, token=token, pepper=settings.token_pepper)
+        if token:
+            user = crud.user_for_token(session, token=token, pepper=settings.token_pepper)
+        else:
+            assert cookie is not None
+            user = crud.user_for_browser_session(
+                session, secret=cookie, pepper=settings.token_pepper
+            )
         if user is not None:
             session.expunge(user)
+    if user is None:
+        auth_failed(request)
+        if cookie:
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="Your session has ended (signed out, expired or its token was "
+                "revoked). Sign in again.",
+                headers={
+                    "WWW-Authenticate": "Bearer",
+                    "Set-Cookie": f"{COOKIE_NAME}=; Max-Age=0; Path=/; HttpOnly; SameSite=strict",
+                },
+            )
+    request.state.via_cookie = cookie is not None
     return user
 
 

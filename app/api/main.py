@@ -16,8 +16,10 @@ from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.api.csrf import UNSAFE_METHODS, same_origin_writes
 from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices, webhooks
 from app.api.schemas import ConversionOptions, ConversionRequest, VoiceImportOptions
+from app.api.throttle import FailureThrottle
 from app.core import idempotency
 from app.core.config import Settings, get_settings
 from app.core.storage import LocalStorage, is_disk_full
@@ -83,16 +85,19 @@ DOCUMENTED_MODELS: tuple[type[BaseModel], ...] = (
 
 # The error answers each route gives beyond FastAPI's own 422, written once (all of them carry
 # {"detail": "<plain words>"}). Every route also answers 503 when the database is unavailable;
-# authenticated ones 401; routes with an id in the path 404 (another user's id included).
+# authenticated ones 401; routes with an id in the path 404 (another user's id included); any
+# request with credentials 429 while its client is throttled; changes 403 (CSRF, csrf.py).
 ERROR_WORDS = {
     400: "The request is not usable (its message says why)",
     401: "Missing or invalid access token",
+    403: "A change made with the browser's session cookie from another site's page (CSRF)",
     404: "No such resource (or another user's)",
     409: "Conflicts with the resource's state, or a request with this Idempotency-Key is "
     "still being processed",
     410: "The file is no longer in storage",
     413: "Too large (a file, the form fields or a JSON body)",
     415: "A file is not of the accepted kind",
+    429: "Too many failed sign-ins or invalid tokens from this address: wait (Retry-After)",
     503: "The database is busy or unreachable: try again (Retry-After)",
     507: "The server ran out of storage space (nothing was kept)",
 }
@@ -129,7 +134,9 @@ def _document_errors(schema: dict[str, Any]) -> None:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, ops in schema.get("paths", {}).items():
         for method, op in ops.items():
-            codes = set(ROUTE_ERRORS.get((method, path), ())) | {503}
+            codes = set(ROUTE_ERRORS.get((method, path), ())) | {429, 503}
+            if method.upper() in UNSAFE_METHODS:
+                codes.add(403)
             if (method, path) not in PUBLIC:
                 codes.add(401)
             if "{" in path:
@@ -214,6 +221,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "conversions. Authenticate with `Authorization: Bearer <token>`.",
     )
     app.state.settings = settings
+    app.state.auth_throttle = FailureThrottle(
+        settings.auth_failure_burst, settings.auth_failures_per_minute
+    )
+    app.middleware("http")(same_origin_writes)  # inner: its 403 gets the headers below
     app.middleware("http")(security_headers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.state.storage = LocalStorage(settings.storage_dir)

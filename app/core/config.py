@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # secrets: tokens are random 256-bit values stored as sha256 hashes; the pepper is mixed
     # into the hash so a leaked database alone cannot be checked against guessed tokens.
     token_pepper: str = "dev-only-pepper-change-me"
+    # a browser's sign-in (the UI's session cookie) lasts this long; logout ends it at once
+    session_days: float = Field(default=30.0, gt=0)
+    # failed sign-ins and bad tokens, per client address (app/api/throttle.py): this many in
+    # a burst, then this many a minute; beyond that, 429 with Retry-After
+    auth_failure_burst: int = Field(default=20, ge=1)
+    auth_failures_per_minute: float = Field(default=10.0, gt=0)
 
     @field_validator("webhook_allow_hosts", mode="before")
     @classmethod

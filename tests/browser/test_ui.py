@@ -141,12 +141,15 @@ def test_login_with_bad_and_good_token(open_session, stack):
 
     page.reload()  # the HttpOnly cookie keeps the session
     page.get_by_role("heading", name="Voices", exact=True).wait_for()
+    session = {c["name"]: c for c in page.context.cookies()}["svc_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert stack.tokens["alice"] not in session["value"]  # a session id, not the token
     s.shot("02-voices")
     page.get_by_role("button", name="Sign out").click()
     page.get_by_label("Access token").wait_for()
     with stack.client() as anon:
         cookies = {c.name: c.value for c in page.context.cookies()}
-        assert "svc_token" not in cookies
+        assert "svc_session" not in cookies
         assert anon.get("/api/v1/me").status_code == 401
 
 
@@ -415,6 +418,89 @@ def test_users_see_only_their_own_things(open_session, stack, tmp_path):
     )
     assert status == 404
     s.shot("10-bob-isolated")
+
+
+ATTACK_PAGE = """<!doctype html><meta charset="utf-8"><title>Free covers</title>
+<script>
+async function attack(api, voiceId, wavB64) {
+  const wav = Uint8Array.from(atob(wavB64), (c) => c.charCodeAt(0));
+  const form = new FormData();
+  form.append("files", new Blob([wav], { type: "audio/wav" }), "planted.wav");
+  form.append("vocals_only", "true");
+  const opts = { method: "POST", credentials: "include", mode: "no-cors" };
+  await fetch(`${api}/api/v1/voices/${voiceId}/tracks`, { ...opts, body: form });
+  await fetch(`${api}/api/v1/voices/${voiceId}/train`, {
+    ...opts, headers: { "Content-Type": "text/plain" }, body: "{}",
+  });
+}
+</script>"""
+
+
+def test_a_page_on_another_port_cannot_act_for_the_user(open_session, stack, tmp_path):
+    """Same-site CSRF (issue 13): a page served from another port of the same host is the
+    same *site*, so Chromium sends the SameSite=Strict cookie with its requests; the server
+    must refuse them because they do not come from its own origin. (A DELETE or a JSON body
+    would need a CORS preflight, which the server never grants: simple requests are the
+    threat.)"""
+    import base64
+    import http.server
+    import threading
+
+    voice = api_voice(stack, "alice", "Target of CSRF")
+    api_upload(stack, "alice", voice["id"], song(tmp_path / "real.wav", seconds=2))
+    with stack.client("alice") as c:
+        before_tracks = c.get(f"/api/v1/voices/{voice['id']}").json()["tracks"]
+        before_jobs = {j["id"] for j in c.get("/api/v1/jobs", params={"limit": 200}).json()}
+    site = tmp_path / "attacker"
+    site.mkdir()
+    (site / "index.html").write_text(ATTACK_PAGE)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(site), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        s = open_session("alice")
+        page = s.page
+        statuses: dict[str, int] = {}
+        page.on(
+            "response",
+            lambda r: (
+                statuses.__setitem__(f"{r.request.method} {r.url.split('/api/v1/')[-1]}", r.status)
+                if "/api/v1/voices/" in r.url
+                else None
+            ),
+        )
+        page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/index.html")
+        wav = base64.b64encode(song(tmp_path / "planted.wav", seconds=2).read_bytes()).decode()
+        page.evaluate("([api, id, wav]) => attack(api, id, wav)", [stack.url, voice["id"], wav])
+        page.wait_for_timeout(300)  # the last response event
+        vid = voice["id"]
+        assert statuses == {
+            f"POST voices/{vid}/tracks": 403,
+            f"POST voices/{vid}/train": 403,
+        }, statuses
+    finally:
+        httpd.shutdown()
+    with stack.client("alice") as c:
+        after = c.get(f"/api/v1/voices/{voice['id']}")
+        assert after.status_code == 200 and after.json()["tracks"] == before_tracks
+        jobs = c.get("/api/v1/jobs", params={"limit": 200}).json()
+        assert {j["id"] for j in jobs} == before_jobs  # no training was started
+    # the same kind of request from the studio's own page goes through (no blanket ban)
+    s.goto("#/voices")
+    status = page.evaluate(
+        """async (id) => (await fetch(`/api/v1/voices/${id}`, {method: "PATCH",
+            headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({name: "Renamed by its owner"})})).status""",
+        voice["id"],
+    )
+    assert status == 200
 
 
 @pytest.mark.timeout(1800)

@@ -50,8 +50,18 @@ def test_cookie_login_for_the_browser(stack):
     r = c.post("/api/v1/auth/login", json={"token": stack.tokens["bob"]})
     assert r.status_code == 200 and "httponly" in r.headers["set-cookie"].lower()
     assert c.get("/api/v1/me").json()["name"] == "bob"
-    c.post("/api/v1/auth/logout")
+    secret = c.cookies["svc_session"]
+    assert stack.tokens["bob"] not in secret  # the cookie holds a session id, not the token
+    # a change made with the cookie must say it comes from this site's pages
+    assert c.post("/api/v1/voices", json={"name": "x"}).status_code == 403
+    own = {"Origin": stack.url}
+    r = c.post("/api/v1/voices", json={"name": "From the UI"}, headers=own)
+    assert r.status_code == 201
+    assert c.delete(f"/api/v1/voices/{r.json()['id']}", headers=own).status_code == 204
+    assert c.post("/api/v1/auth/logout", headers=own).status_code == 204
     c.cookies.clear()
+    assert c.get("/api/v1/me").status_code == 401
+    c.cookies.set("svc_session", secret)  # a copy taken before the logout no longer works
     assert c.get("/api/v1/me").status_code == 401
 
 

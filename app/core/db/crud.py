@@ -10,13 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.core import jobstate
 from app.core.db.models import (
     ApiToken,
     Artifact,
+    BrowserSession,
     Conversion,
     Job,
     JobStatus,
@@ -72,13 +73,18 @@ def create_token(session: Session, *, user: User, pepper: str, name: str = "") -
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
-def user_for_token(session: Session, *, token: str, pepper: str) -> User | None:
+def _live_token(session: Session, *, token: str, pepper: str) -> ApiToken | None:
     row = session.scalar(
         select(ApiToken).where(
             ApiToken.token_hash == hash_token(token, pepper=pepper), ApiToken.revoked_at.is_(None)
         )
     )
-    if row is None or not row.user.is_active:
+    return None if row is None or not row.user.is_active else row
+
+
+def user_for_token(session: Session, *, token: str, pepper: str) -> User | None:
+    row = _live_token(session, token=token, pepper=pepper)
+    if row is None:
         return None
     now = utcnow()
     if row.last_used_at is None or now - row.last_used_at > TOKEN_TOUCH_INTERVAL:
@@ -87,6 +93,61 @@ def user_for_token(session: Session, *, token: str, pepper: str) -> User | None:
         row.last_used_at = now
         session.commit()
     return row.user
+
+
+SESSION_PREFIX = "svcs_"
+
+
+def open_browser_session(
+    session: Session, *, token: str, pepper: str, lifetime: timedelta
+) -> tuple[str, User] | None:
+    """Sign a browser in with an API token: a new session whose random id (returned, for the
+    cookie) is stored only as a hash, tied to the token (revoking the token ends it). None
+    when the token is not valid. The user's expired sessions are swept on the way."""
+    row = _live_token(session, token=token, pepper=pepper)
+    if row is None:
+        return None
+    now = utcnow()
+    session.execute(
+        delete(BrowserSession).where(
+            BrowserSession.user_id == row.user_id, BrowserSession.expires_at <= now
+        )
+    )
+    secret = SESSION_PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        BrowserSession(
+            user_id=row.user_id,
+            token_id=row.id,
+            secret_hash=hash_token(secret, pepper=pepper),
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+    session.flush()
+    return secret, row.user
+
+
+def user_for_browser_session(session: Session, *, secret: str, pepper: str) -> User | None:
+    """The user of a live browser session: not expired, its token not revoked."""
+    row = session.scalar(
+        select(BrowserSession).where(
+            BrowserSession.secret_hash == hash_token(secret, pepper=pepper),
+            BrowserSession.expires_at > utcnow(),
+        )
+    )
+    if row is None or row.token.revoked_at is not None or not row.token.user.is_active:
+        return None
+    return row.token.user
+
+
+def close_browser_session(session: Session, *, secret: str, pepper: str) -> bool:
+    """Logout: the session is deleted, so its cookie is worthless even if it was copied."""
+    done = session.execute(
+        delete(BrowserSession).where(
+            BrowserSession.secret_hash == hash_token(secret, pepper=pepper)
+        )
+    )
+    return bool(getattr(done, "rowcount", 0))
 
 
 # --- voices -------------------------------------------------------------------------------

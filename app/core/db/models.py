@@ -152,6 +152,24 @@ class ApiToken(Base):
     user: Mapped[User] = relationship(back_populates="tokens")
 
 
+class BrowserSession(Base):
+    """A signed-in browser: its cookie holds a random id whose hash is stored here (never the
+    API token). Logout deletes the row; so does revoking the token it was opened with (the
+    token's row going) or its expiry passing."""
+
+    __tablename__ = "browser_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[str] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp, index=True)
+
+    token: Mapped[ApiToken] = relationship()
+
+
 class Voice(Base):
     __tablename__ = "voices"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
