@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -265,6 +266,98 @@ class _Worker:
         elif code not in (0, -signal.SIGTERM):  # -SIGTERM: stopped before it was ready
             click.echo(f"  worker exited with status {code}", err=True)
 
+    def reap(self) -> int:
+        """After the worker exited by itself: kill what it left in its group, reap it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.wait()
+
+
+# A worker that dies (a crash, the OOM killer) is started again at once; one that keeps dying
+# soon after it started waits longer each time. One that ran WORKER_STABLE_S counts as healthy.
+WORKER_RESTART_DELAYS_S = (0.0, 1.0, 5.0, 15.0, 30.0)
+WORKER_STABLE_S = 120.0
+
+
+def restart_delay(quick_crashes: int) -> float:
+    """Seconds before starting a worker again after ``quick_crashes`` deaths in a row, each
+    within WORKER_STABLE_S of its start (0 = it had run long enough: no wait)."""
+    return WORKER_RESTART_DELAYS_S[min(quick_crashes, len(WORKER_RESTART_DELAYS_S) - 1)]
+
+
+def _exit_words(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class _SupervisedWorker:
+    """The worker ``serve`` keeps running: a thread watches it and starts a new one when it
+    dies without being asked to stop. The job it was running is re-queued by the next
+    worker's watchdog once its heartbeat is stale (SVC_HEARTBEAT_TIMEOUT_S) and resumes from
+    its last checkpoint. Stopping (:meth:`request_stop`, :meth:`stop`) ends the watching
+    first, so a worker that exits because it was told to is never replaced."""
+
+    def __init__(self, argv: list[str], poll_s: float = 0.5) -> None:
+        self.argv = argv
+        self.poll_s = poll_s
+        self.restarts = 0
+        self._lock = threading.RLock()  # RLock: a second signal may arrive inside the first
+        self._stopping = threading.Event()
+        self._current: _Worker | None = _Worker(argv)
+        self._started = time.monotonic()
+        self._quick_crashes = 0
+        self._thread = threading.Thread(target=self._watch, name="worker-watch", daemon=True)
+        self._thread.start()
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            return self._current.proc.pid if self._current is not None else None
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(self.poll_s):
+            with self._lock:
+                if self._stopping.is_set() or self._current is None:
+                    continue
+                if not self._current._exited():
+                    continue
+                code = self._current.reap()
+                self._current = None
+            ran = time.monotonic() - self._started
+            self._quick_crashes = self._quick_crashes + 1 if ran < WORKER_STABLE_S else 0
+            delay = restart_delay(self._quick_crashes)
+            click.echo(
+                f"  worker {_exit_words(code)} after {ran:.0f}s; starting a new one"
+                + (f" in {delay:.0f}s" if delay else ""),
+                err=True,
+            )
+            if self._stopping.wait(delay):
+                return
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._current = _Worker(self.argv)
+                self._started = time.monotonic()
+                self.restarts += 1
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            if self._current is not None:
+                self._current.request_stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+        with self._lock:
+            if self._current is not None:
+                self._current.stop()
+                self._current = None
+
 
 class _Shutdown:
     """SIGTERM/SIGINT while ``serve`` runs: the first asks uvicorn to finish its requests and
@@ -276,7 +369,7 @@ class _Shutdown:
     def __init__(self) -> None:
         self.signals = 0
         self.server: Any = None  # uvicorn.Server
-        self.worker: _Worker | None = None
+        self.worker: _SupervisedWorker | None = None
 
     def __call__(self, sig: int, frame: FrameType | None = None) -> None:
         self.signals += 1
@@ -314,8 +407,9 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     """Start the API and one worker on this machine (embedded defaults: SQLite, local storage,
     a filesystem broker — nothing else to install). Prints the URL and an access token.
 
-    SIGTERM or SIGINT stops both: the worker shuts down warm (its running job is re-queued)
-    within 10 s or is killed, and serve exits 0."""
+    A worker that dies is started again (after a pause when it keeps dying). SIGTERM or
+    SIGINT stops both: the worker shuts down warm (its running job is re-queued) within 10 s
+    or is killed, and serve exits 0."""
     from app.core.config import get_settings
 
     settings = get_settings()
@@ -333,7 +427,7 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     previous = {sig: signal.signal(sig, shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         if not no_worker:
-            shutdown.worker = _Worker(worker_argv("cpu,gpu", "WARNING"))
+            shutdown.worker = _SupervisedWorker(worker_argv("cpu,gpu", "WARNING"))
         url = f"http://{host}:{port}"
         click.echo("")
         click.echo(f"  svc-studio is running at {url}/  (API docs: {url}/docs)")

@@ -209,3 +209,52 @@ def test_worker_stops_when_serve_is_killed(tmp_path):
         assert running == {}, f"left running after serve was killed: {running}\n{log.read_text()}"
     finally:
         _kill_all(serve.pid)
+
+
+def test_serve_restarts_a_worker_that_died(tmp_path):
+    """A worker killed from outside (the OOM killer, a crash) is replaced: a new worker process
+    starts and beats, and serve still stops cleanly afterwards."""
+    from app.core.db import crud
+    from app.core.db.models import utcnow
+    from app.core.db.session import session_scope
+
+    port = free_port()
+    serve, log, env = _start_serve(tmp_path, port)
+    try:
+        first = _wait_for_worker(serve, port, log)
+        killed_at = utcnow()
+        os.kill(first, signal.SIGKILL)
+
+        def replacement() -> int | None:
+            procs = _session_procs(serve.pid)
+            new = [
+                p
+                for p, (ppid, _, state) in procs.items()
+                if ppid == serve.pid and p != first and state != "Z"
+            ]
+            return new[0] if new else None
+
+        second = _wait(replacement, START_TIMEOUT_S, "a new worker process", serve, log)
+        assert os.getpgid(second) == second
+
+        def beating_since_the_kill() -> list:
+            with session_scope(env["SVC_DATABASE_URL"]) as s:  # a fresh snapshot each time
+                return crud.live_workers(s, since=killed_at)
+
+        _wait(beating_since_the_kill, START_TIMEOUT_S, "the new worker's heartbeat", serve, log)
+        assert "worker killed by SIGKILL" in log.read_text()
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()
+        _assert_nothing_left(serve, log)
+    finally:
+        _kill_all(serve.pid)
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+
+
+@pytest.mark.parametrize(("crashes", "delay"), [(0, 0.0), (1, 1.0), (2, 5.0), (9, 30.0)])
+def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly(crashes, delay):
+    from app.cli import restart_delay
+
+    assert restart_delay(crashes) == delay
