@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api.csrf import UNSAFE_METHODS, same_origin_writes
@@ -47,6 +47,20 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(
         status_code=503, content={"detail": DB_UNAVAILABLE}, headers={"Retry-After": "5"}
     )
+
+
+BAD_VALUE = (
+    "The request holds a value the database cannot take (a NUL character in a name or id, a "
+    "number out of range), so nothing was changed. Leave it out and try again."
+)
+
+
+async def bad_value(request: Request, exc: Exception) -> JSONResponse:
+    """A value the database refused (PostgreSQL: NUL in text, a number out of range): the
+    request's fault, so 400 in plain words rather than 500. Fields the schemas know are
+    checked before this (422); this catches what reaches a query unchecked (a path id)."""
+    log.warning("database refused a value in %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=400, content={"detail": BAD_VALUE})
 
 
 async def storage_error(request: Request, exc: Exception) -> JSONResponse:
@@ -106,7 +120,7 @@ ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("post", "/api/v1/voices/import"): UPLOAD,
     ("post", "/api/v1/voices/{voice_id}/tracks"): UPLOAD,
     ("post", "/api/v1/tracks"): UPLOAD,
-    ("post", "/api/v1/conversions"): UPLOAD,
+    ("post", "/api/v1/conversions"): (*UPLOAD, 404),  # the voice or tracks named in the body
     ("post", "/api/v1/voices/{voice_id}/train"): (400, 409),
     ("post", "/api/v1/conversions/{conversion_id}/remix"): (400, 409),
     ("post", "/api/v1/jobs/{job_id}/retry"): (400, 409),
@@ -134,7 +148,9 @@ def _document_errors(schema: dict[str, Any]) -> None:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, ops in schema.get("paths", {}).items():
         for method, op in ops.items():
-            codes = set(ROUTE_ERRORS.get((method, path), ())) | {429, 503}
+            # 400: a body that is not JSON (FastAPI's answer), or a value the database
+            # refuses (bad_value), which any request may carry
+            codes = set(ROUTE_ERRORS.get((method, path), ())) | {400, 429, 503}
             if method.upper() in UNSAFE_METHODS:
                 codes.add(403)
             if (method, path) not in PUBLIC:
@@ -144,6 +160,13 @@ def _document_errors(schema: dict[str, Any]) -> None:
             if (method, path) == ("post", "/api/v1/auth/login"):
                 codes.add(401)
             responses = op.setdefault("responses", {})
+            invalid = responses.get("422", {}).get("content", {}).get("application/json")
+            if invalid is not None:
+                # a 422 is FastAPI's list of field errors, or one of ours in plain words
+                # (a webhook URL that is not http(s), an Idempotency-Key reused differently)
+                invalid["schema"] = {
+                    "anyOf": [invalid["schema"], {"$ref": "#/components/schemas/Error"}]
+                }
             for code in sorted(codes):
                 entry = responses.setdefault(str(code), {"description": ERROR_WORDS[code]})
                 entry.setdefault("content", error)
@@ -229,6 +252,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app.state.storage = LocalStorage(settings.storage_dir)
     app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(DataError, bad_value)
     app.add_exception_handler(PoolTimeout, database_unavailable)  # every connection in use
     app.add_exception_handler(OSError, storage_error)
     app.add_exception_handler(idempotency.Replay, idempotent_replay)

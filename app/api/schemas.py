@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.db.models import JobStatus, TrackRole, TrackStatus, VoiceStatus
 from app.core.names import ArtifactKind
@@ -22,6 +22,16 @@ from app.core.params import (
 __all__ = ["ConversionOptions", "F0Method", "RemixRequest", "SlicerOptions", "TrainRequest"]
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# user-supplied text that is stored or looked up: PostgreSQL text cannot hold NUL
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class ORM(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -33,20 +43,20 @@ class UserPublic(ORM):
 
 
 class LoginRequest(BaseModel):
-    token: str = Field(min_length=8, max_length=200)
+    token: Text = Field(min_length=8, max_length=200)
 
 
 # --- voices -------------------------------------------------------------------------------
 
 
 class VoiceCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=5000)
 
 
 class VoiceUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=5000)
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    description: Text | None = Field(default=None, max_length=5000)
 
 
 class ArtifactPublic(ORM):
@@ -129,7 +139,7 @@ class UploadResult(BaseModel):
 class VoiceImportOptions(BaseModel):
     """The form fields of a voice import (beside its files ``files``, ``speaker``, ``hparams``)."""
 
-    name: str | None = Field(default=None, max_length=200)  # default: the file's name
+    name: Text | None = Field(default=None, max_length=200)  # default: the file's name
     f0_method: F0Method | None = None  # a 5.0 model's F0 method (default: the engine's)
 
 
@@ -137,8 +147,8 @@ class ConversionRequest(BaseModel):
     """Convert source tracks already uploaded (``POST /api/v1/tracks``) into a voice."""
 
     model_config = ConfigDict(extra="forbid")
-    voice_id: str = Field(max_length=36)
-    track_ids: list[str] = Field(min_length=1, max_length=20)
+    voice_id: Text = Field(max_length=36)
+    track_ids: list[Annotated[Text, Field(max_length=36)]] = Field(min_length=1, max_length=20)
     options: ConversionOptions = Field(default_factory=ConversionOptions)
 
 
