@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -115,13 +116,16 @@ def users_list() -> None:
 # --- processes ----------------------------------------------------------------------------
 
 
-def worker_argv(queues: str, loglevel: str = "INFO", name: str | None = None) -> list[str]:
+def worker_argv(
+    queues: str, loglevel: str = "INFO", name: str | None = None, quiet: bool = False
+) -> list[str]:
     # solo pool: one task at a time per process (one per GPU), models stay loaded between
-    # tasks, and cancellation is cooperative through the job row.
+    # tasks, and cancellation is cooperative through the job row. quiet: no start-up banner.
     return [
         sys.executable,
         "-m",
         "celery",
+        *(["--quiet"] if quiet else []),
         "-A",
         "worker.celery_app",
         "worker",
@@ -225,13 +229,24 @@ class _Worker:
     in :meth:`stop`, so until then its pid (and its group's id) cannot be reused and signalling
     it is safe."""
 
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            process_group=0,
-            preexec_fn=_signal_when_parent_dies(signal.SIGTERM),
-        )
+    def __init__(self, argv: list[str], log_path: Path | None = None) -> None:
+        """``log_path``: append the worker's output there (else it shares serve's)."""
+        out = None
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = log_path.open("ab")
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT if out is not None else None,
+                process_group=0,
+                preexec_fn=_signal_when_parent_dies(signal.SIGTERM),
+            )
+        finally:
+            if out is not None:
+                out.close()  # the child holds its own copy
         self.deadline: float | None = None
 
     def request_stop(self) -> None:
@@ -294,6 +309,17 @@ def _exit_words(code: int) -> str:
     return f"exited with status {code}"
 
 
+def _log_tail(path: Path | None, lines: int = 8) -> str:
+    """The last lines of a log (what a crashed worker said last), indented; "" if none."""
+    if path is None or not path.is_file():
+        return ""
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 8192))
+        text = fh.read().decode("utf-8", "replace")
+    return "\n".join("    " + ln for ln in text.splitlines()[-lines:])
+
+
 class _SupervisedWorker:
     """The worker ``serve`` keeps running: a thread watches it and starts a new one when it
     dies without being asked to stop. The job it was running is re-queued by the next
@@ -301,17 +327,43 @@ class _SupervisedWorker:
     its last checkpoint. Stopping (:meth:`request_stop`, :meth:`stop`) ends the watching
     first, so a worker that exits because it was told to is never replaced."""
 
-    def __init__(self, argv: list[str], poll_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        poll_s: float = 0.5,
+        *,
+        log_path: Path | None = None,
+        is_ready: Callable[[int], bool] | None = None,
+        on_ready: Callable[[int], None] | None = None,
+    ) -> None:
+        """``is_ready(pid)``: whether that worker process is serving (polled until it is);
+        ``on_ready(restarts)`` is called once per worker when it is."""
         self.argv = argv
         self.poll_s = poll_s
+        self.log_path = log_path
         self.restarts = 0
+        self._is_ready = is_ready
+        self._on_ready = on_ready
         self._lock = threading.RLock()  # RLock: a second signal may arrive inside the first
         self._stopping = threading.Event()
-        self._current: _Worker | None = _Worker(argv)
+        self._current: _Worker | None = _Worker(argv, log_path)
         self._started = time.monotonic()
+        self._announced = False
         self._quick_crashes = 0
         self._thread = threading.Thread(target=self._watch, name="worker-watch", daemon=True)
         self._thread.start()
+
+    def _check_ready(self) -> None:
+        if self._announced or self._is_ready is None or self._current is None:
+            return
+        try:
+            ready = self._is_ready(self._current.proc.pid)
+        except Exception:  # noqa: BLE001 - the database may be busy: ask again next time
+            return
+        if ready:
+            self._announced = True
+            if self._on_ready is not None:
+                self._on_ready(self.restarts)
 
     @property
     def pid(self) -> int | None:
@@ -324,6 +376,7 @@ class _SupervisedWorker:
                 if self._stopping.is_set() or self._current is None:
                     continue
                 if not self._current._exited():
+                    self._check_ready()
                     continue
                 code = self._current.reap()
                 self._current = None
@@ -335,13 +388,17 @@ class _SupervisedWorker:
                 + (f" in {delay:.0f}s" if delay else ""),
                 err=True,
             )
+            tail = _log_tail(self.log_path)
+            if tail:
+                click.echo(f"  its last lines ({self.log_path}):\n{tail}", err=True)
             if self._stopping.wait(delay):
                 return
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self._current = _Worker(self.argv)
+                self._current = _Worker(self.argv, self.log_path)
                 self._started = time.monotonic()
+                self._announced = False
                 self.restarts += 1
 
     def request_stop(self) -> None:
@@ -381,7 +438,7 @@ class _Shutdown:
             self.worker.request_stop()
 
 
-def _api_server(host: str, port: int, on_signal: _Shutdown) -> Any:
+def _api_server(host: str, port: int, on_signal: _Shutdown, verbose: bool = False) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -393,19 +450,57 @@ def _api_server(host: str, port: int, on_signal: _Shutdown) -> Any:
         factory=True,
         host=host,
         port=port,
-        log_level="warning",
+        log_level="info" if verbose else "warning",
         timeout_graceful_shutdown=API_SHUTDOWN_GRACE_S,
     )
     return Server(config)
+
+
+def _worker_serving(database_url: str, pid: int) -> bool:
+    """Whether the worker process ``pid`` on this host has registered its heartbeat."""
+    import socket
+
+    from sqlalchemy import select
+
+    from app.core.db.models import WorkerBeat
+    from app.core.db.session import session_scope
+
+    with session_scope(database_url) as s:
+        found = s.scalar(
+            select(WorkerBeat.name).where(
+                WorkerBeat.pid == pid, WorkerBeat.hostname == socket.gethostname()
+            )
+        )
+    return found is not None
+
+
+def _banner(url: str, token: str, settings: Any, worker_log: Path | None) -> str:
+    lines = [
+        "",
+        f"  svc-studio is running at {url}/  (API docs: {url}/docs)",
+        f"  access token (user 'admin'): {token}",
+        f"  data: {settings.data_dir}   database: {settings.database_url}",
+    ]
+    if worker_log is not None:
+        lines.append(f"  worker log: {worker_log}  (serve --verbose shows it here)")
+    return "\n".join([*lines, ""])
 
 
 @main.command()
 @click.option("--host", default=None, help="Defaults to SVC_HOST (127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Defaults to SVC_PORT (8000).")
 @click.option("--no-worker", is_flag=True, help="Do not start a worker process.")
-def serve(host: str | None, port: int | None, no_worker: bool) -> None:
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show the worker's log and every request here (default: the worker logs to "
+    "<data>/logs/worker.log and only warnings reach the terminal).",
+)
+def serve(host: str | None, port: int | None, no_worker: bool, verbose: bool) -> None:
     """Start the API and one worker on this machine (embedded defaults: SQLite, local storage,
-    a filesystem broker — nothing else to install). Prints the URL and an access token.
+    a filesystem broker — nothing else to install). Prints the URL and an access token, and
+    prints them again once the worker is ready (so they are the last lines on screen).
 
     A worker that dies is started again (after a pause when it keeps dying). SIGTERM or
     SIGINT stops both: the worker shuts down warm (its running job is re-queued) within 10 s
@@ -421,19 +516,30 @@ def serve(host: str | None, port: int | None, no_worker: bool) -> None:
     upgrade_db(settings.database_url)
     token, _ = _admin_token(settings)
     host, port = host or settings.host, port or settings.port
+    url = f"http://{host}:{port}"
+    worker_log = None if verbose or no_worker else settings.data_dir / "logs" / "worker.log"
+    banner = _banner(url, token, settings, worker_log)
     shutdown = _Shutdown()
-    shutdown.server = _api_server(host, port, shutdown)
+    shutdown.server = _api_server(host, port, shutdown, verbose=verbose)
+
+    def ready(restarts: int) -> None:
+        if restarts == 0:
+            click.echo("  the worker is ready." + banner)
+        else:
+            click.echo("  the new worker is ready.", err=True)
+
     # from here on a signal stops what serve started instead of killing serve alone
     previous = {sig: signal.signal(sig, shutdown) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        click.echo(banner)
         if not no_worker:
-            shutdown.worker = _SupervisedWorker(worker_argv("cpu,gpu", "WARNING"))
-        url = f"http://{host}:{port}"
-        click.echo("")
-        click.echo(f"  svc-studio is running at {url}/  (API docs: {url}/docs)")
-        click.echo(f"  access token (user 'admin'): {token}")
-        click.echo(f"  data: {settings.data_dir}   database: {settings.database_url}")
-        click.echo("")
+            argv = worker_argv("cpu,gpu", "INFO" if verbose else "WARNING", quiet=not verbose)
+            shutdown.worker = _SupervisedWorker(
+                argv,
+                log_path=worker_log,
+                is_ready=lambda pid: _worker_serving(settings.database_url, pid),
+                on_ready=ready,
+            )
         if not shutdown.signals:
             shutdown.server.run()  # returns after a signal; SystemExit when it cannot start
     finally:

@@ -222,6 +222,14 @@ def test_serve_restarts_a_worker_that_died(tmp_path):
     serve, log, env = _start_serve(tmp_path, port)
     try:
         first = _wait_for_worker(serve, port, log)
+        # the terminal: once the worker is ready, the URL and token are printed again as the
+        # last lines; the worker's banner and logs go to a file instead
+        _wait(lambda: "the worker is ready" in log.read_text(), 30, "the ready line", serve, log)
+        shown = log.read_text()
+        tail = shown[shown.index("the worker is ready") :]
+        assert f"running at http://127.0.0.1:{port}/" in tail and "access token" in tail
+        assert "[tasks]" not in shown and "celery@" not in shown, shown  # no Celery banner
+        assert (tmp_path / "data" / "logs" / "worker.log").is_file()
         killed_at = utcnow()
         os.kill(first, signal.SIGKILL)
 
@@ -243,6 +251,7 @@ def test_serve_restarts_a_worker_that_died(tmp_path):
 
         _wait(beating_since_the_kill, START_TIMEOUT_S, "the new worker's heartbeat", serve, log)
         assert "worker killed by SIGKILL" in log.read_text()
+        _wait(lambda: "the new worker is ready" in log.read_text(), 30, "ready", serve, log)
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(timeout=STOP_TIMEOUT_S) == 0, log.read_text()
         _assert_nothing_left(serve, log)
