@@ -482,6 +482,43 @@ def is_installed(
 # --- pull and import ------------------------------------------------------------------------
 
 
+def quick_check(asset: Asset, models_dir: str | os.PathLike) -> tuple[str, str]:
+    """An asset's state without hashing its file (a listing must not read gigabytes):
+    ``missing``; ``mismatch`` (its size is not the published one, or the hash recorded when it
+    was installed is not the published one); ``ok`` (installed by pull or import, which
+    checked the published hash); ``recorded`` (no hash is published; the one it was installed
+    with is recorded); ``unverified`` (placed by hand: :func:`verify` hashes it)."""
+    path = Path(models_dir) / asset.filename
+    if not path.is_file():
+        return "missing", "not installed"
+    size = path.stat().st_size
+    if asset.size is not None and size != asset.size:
+        return "mismatch", f"its size is {size} bytes, the published file has {asset.size}"
+    rec = read_lock(models_dir).get(asset.filename)
+    if rec is None or rec.get("size") != size:
+        return "unverified", "placed by hand: not checked yet (verify hashes it)"
+    if asset.sha256 is not None:
+        if rec.get("sha256") == asset.sha256:
+            return "ok", "checked at install: sha256 matches the published hash"
+        return "mismatch", "the sha256 recorded at install is not the published one"
+    return "recorded", "no published hash; its sha256 was recorded at install"
+
+
+def check(asset: Asset, models_dir: str | os.PathLike) -> tuple[str, str]:
+    """The asset's state with its file hashed (memoised per path, size and mtime): the
+    states of :func:`quick_check`, with ``changed`` (differs from the hash recorded at
+    install) and ``unverified`` replaced by the hashed verdict."""
+    state, text = _check(asset, Path(models_dir))
+    names = {_State.UNRECORDED: "unverified"}
+    return names.get(state, str(state)), text
+
+
+def mirror_url(asset: Asset, mirror: str | None) -> str:
+    """Where to download ``asset`` from: the publisher, or ``<mirror>/<file name>`` (a local
+    copy of the models for machines that reach only an intranet server)."""
+    return f"{mirror.rstrip('/')}/{asset.filename}" if mirror else asset.url
+
+
 def pull(
     name: str,
     models_dir: str | os.PathLike,
@@ -489,6 +526,7 @@ def pull(
     *,
     force: bool = False,
     registry: Mapping[str, Asset] | None = None,
+    mirror: str | None = None,
 ) -> Path:
     """Download an asset (and the sidecar files it requires) into ``models_dir``.
 
@@ -508,7 +546,7 @@ def pull(
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     for dep in asset.requires:
-        pull(dep, models_dir, progress, force=False, registry=registry)
+        pull(dep, models_dir, progress, force=False, registry=registry, mirror=mirror)
     path = models_dir / asset.filename
     if path.is_file() and not force:
         state, _ = _check(asset, models_dir)
@@ -520,16 +558,16 @@ def pull(
             # Placed by hand and nothing published to check it against: record it, keep it.
             _record(models_dir, asset, _sha256(path), path.stat().st_size, "found")
             return path
-    _download(asset, models_dir, progress)
+    _download(asset, models_dir, progress, mirror_url(asset, mirror))
     return path
 
 
-def _download(asset: Asset, models_dir: Path, progress: ProgressFn | None) -> None:
+def _download(asset: Asset, models_dir: Path, progress: ProgressFn | None, url: str) -> None:
     stage = f"download {asset.filename}"
     h = hashlib.sha256()
     size = 0
     with atomic_write(models_dir / asset.filename, "wb", suffix=".part") as out:
-        request = urllib.request.Request(asset.url, headers={"User-Agent": "svc-studio"})
+        request = urllib.request.Request(url, headers={"User-Agent": "svc-studio"})
         try:
             with urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT_S) as resp:
                 total = int(resp.headers.get("Content-Length") or 0) or asset.size
@@ -541,13 +579,12 @@ def _download(asset: Asset, models_dir: Path, progress: ProgressFn | None) -> No
                         progress(stage, min(size / total, 1.0))
         except urllib.error.HTTPError as exc:
             raise SvcError(
-                f"could not download asset '{asset.name}' from {asset.url}: "
-                f"HTTP {exc.code} {exc.reason}"
+                f"could not download asset '{asset.name}' from {url}: HTTP {exc.code} {exc.reason}"
             ) from exc
         except (urllib.error.URLError, OSError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise SvcError(
-                f"could not download asset '{asset.name}' from {asset.url}: {reason}. "
+                f"could not download asset '{asset.name}' from {url}: {reason}. "
                 f"Without network, fetch the file elsewhere and run "
                 f"`svc-studio assets import {asset.name} FILE`"
             ) from exc
@@ -555,7 +592,7 @@ def _download(asset: Asset, models_dir: Path, progress: ProgressFn | None) -> No
         why = _expected_mismatch(asset, digest, size)
         if why is not None:
             raise AssetHashError(
-                f"the download of asset '{asset.name}' from {asset.url} is not the expected "
+                f"the download of asset '{asset.name}' from {url} is not the expected "
                 f"file ({why}); nothing was installed"
             )
     _record(models_dir, asset, digest, size, "pull")

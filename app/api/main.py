@@ -17,7 +17,17 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.api.csrf import UNSAFE_METHODS, same_origin_writes
-from app.api.routes import artifacts, auth, conversions, health, jobs, tracks, voices, webhooks
+from app.api.routes import (
+    artifacts,
+    auth,
+    conversions,
+    health,
+    jobs,
+    models,
+    tracks,
+    voices,
+    webhooks,
+)
 from app.api.schemas import ConversionOptions, ConversionRequest, VoiceImportOptions
 from app.api.throttle import FailureThrottle
 from app.core import idempotency
@@ -130,6 +140,7 @@ ROUTE_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("delete", "/api/v1/conversions/{conversion_id}"): (409,),
     ("get", "/api/v1/tracks/{track_id}/audio"): (409, 410),
     ("get", "/api/v1/artifacts/{artifact_id}/download"): (410,),
+    ("post", "/api/v1/models/{name}/import"): (400, 413, 507),
 }
 PUBLIC = {("get", "/api/v1/health"), ("post", "/api/v1/auth/login")}
 
@@ -260,7 +271,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(idempotency.KeyBusy, idempotency_refused)
 
     api = APIRouter(prefix="/api/v1")
-    for module in (health, auth, voices, tracks, jobs, conversions, artifacts, webhooks):
+    for module in (health, auth, voices, tracks, jobs, conversions, artifacts, webhooks, models):
         api.include_router(module.router)
     app.include_router(api)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -117,13 +117,75 @@ class JobPublic(ORM):
     updated_at: datetime
 
 
+# --- the voice's coverage report: one definition for the server, the spec and the page -----
+# (svc_core.report.coverage.CoverageReport.to_dict() writes it; tests check that every key it
+# writes is declared here.) Every field is optional: a report stored by an older version, or
+# an imported voice's (histogram only), still reads.
+
+
+class PitchRangePublic(BaseModel):
+    """The voice's pitch range: its central 90 % of sung time (5th-95th percentile, ``low``
+    and ``high``), its extremes and its median, as notes (``A3``), Hz and MIDI numbers."""
+
+    model_config = ConfigDict(extra="allow")
+    label: str | None = Field(default=None, description="``low_note``-``high_note``")
+    low_note: str | None = None
+    high_note: str | None = None
+    low_hz: float | None = None
+    high_hz: float | None = None
+    low_midi: float | None = None
+    high_midi: float | None = None
+    min_note: str | None = None
+    max_note: str | None = None
+    min_hz: float | None = None
+    max_hz: float | None = None
+    median_note: str | None = None
+    median_hz: float | None = None
+
+
+class HistogramBinPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    midi: int | None = None
+    note: str | None = None
+    seconds: float | None = Field(default=None, description="Voiced seconds at this note")
+    share: float | None = Field(default=None, description="Share of all voiced time")
+
+
+class LoudnessPublic(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    mean_lufs: float | None = None
+    min_lufs: float | None = None
+    max_lufs: float | None = None
+    spread_db: float | None = None
+
+
+class CoverageReportPublic(BaseModel):
+    """What the voice's training data covers: amount, pitch range and histogram, loudness
+    and warnings (written by preprocessing; an imported voice has its package's histogram)."""
+
+    model_config = ConfigDict(extra="allow")
+    slice_count: int | None = Field(default=None, description="Slices of singing used")
+    total_s: float | None = Field(default=None, description="Seconds of audio after slicing")
+    total_min: float | None = None
+    voiced_s: float | None = Field(default=None, description="Of it, seconds sung (voiced)")
+    voiced_share: float | None = None
+    hop_s: float | None = None
+    histogram: list[HistogramBinPublic] = []
+    range: PitchRangePublic | None = None
+    loudness: LoudnessPublic | None = None
+    warnings: list[str] = []
+    skipped: list[str] = Field(default=[], description="Slices left out, and why")
+    imported: bool = False
+    train: dict[str, Any] | None = None
+
+
 class VoicePublic(ORM):
     id: str
     name: str
     description: str
     status: VoiceStatus
     settings: dict[str, Any]
-    report: dict[str, Any] | None
+    report: CoverageReportPublic | None
     created_at: datetime
     updated_at: datetime
     tracks: list[TrackPublic] = []
@@ -230,3 +292,47 @@ class WebhookDelivery(BaseModel):
     attempts: list[WebhookAttempt] = []
     next_at: datetime | None = None
     delivered_at: datetime | None = None
+
+
+# --- models (pretrained assets) -------------------------------------------------------------
+
+
+class ModelPublic(BaseModel):
+    """A model of the registry (svc_core.assets) and its state in the server's models folder."""
+
+    name: str
+    kind: str = Field(description="content, f0, separation, sidecar, base_model or speaker")
+    description: str
+    filename: str
+    size: int | None = Field(description="Published size in bytes, where known")
+    installed_size: int | None = Field(description="Size of the installed file, if any")
+    licence: str
+    requires: list[str] = Field(description="Files downloaded with it (sidecars)")
+    state: Literal["ok", "recorded", "unverified", "mismatch", "changed", "missing"] = Field(
+        description="ok: matches the published hash; recorded: no published hash, the one it "
+        "was installed with is kept; unverified: placed by hand, not hashed yet (verify=true "
+        "hashes it); mismatch/changed: not the expected file; missing: not installed"
+    )
+    detail: str
+    installed: bool
+
+
+class PresetPublic(BaseModel):
+    name: str
+    description: str
+    models: list[str]
+    missing: list[str]
+    note: str | None = None
+
+
+class ModelsPublic(BaseModel):
+    models_dir: str
+    mirror: str | None = Field(description="SVC_MODELS_MIRROR, where downloads come from")
+    models: list[ModelPublic]
+    presets: list[PresetPublic]
+
+
+class ModelDownloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    names: list[Annotated[Text, Field(max_length=100)]] = Field(default=[], max_length=50)
+    preset: Text | None = Field(default=None, max_length=100)

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     data_dir: Path = Path("data")
     models_dir: Path = Path("models")
+    # where model downloads come from: "" = each publisher; a URL = a copy of the files under
+    # their registry file names (an intranet mirror for machines without internet)
+    models_mirror: str = ""
     database_url: str = ""  # default: sqlite:///<data_dir>/svc-studio.db
     broker_url: str = ""  # default: filesystem:// broker under <data_dir>/broker
 

@@ -21,6 +21,7 @@ class Stage(enum.StrEnum):
     mix = "mix"
     report = "report"
     import_voice = "import_voice"
+    fetch_models = "fetch_models"
 
 
 STAGE_QUEUE: dict[Stage, Queue] = {
@@ -29,6 +30,7 @@ STAGE_QUEUE: dict[Stage, Queue] = {
     Stage.mix: Queue.cpu,
     Stage.report: Queue.cpu,
     Stage.import_voice: Queue.cpu,
+    Stage.fetch_models: Queue.cpu,
     Stage.separate: Queue.gpu,
     Stage.preprocess: Queue.gpu,
     Stage.train: Queue.gpu,
@@ -42,6 +44,7 @@ class JobKind(enum.StrEnum):
     conversion = "conversion"  # conversion pipeline
     remix = "remix"  # mix stored converted vocals again with other settings
     voice_import = "voice_import"  # check an uploaded voice package, make it a ready voice
+    model_download = "model_download"  # download pretrained models into the models folder
 
 
 PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
@@ -50,6 +53,7 @@ PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
     JobKind.conversion: (Stage.ingest, Stage.separate, Stage.convert, Stage.mix, Stage.report),
     JobKind.remix: (Stage.mix,),
     JobKind.voice_import: (Stage.import_voice,),
+    JobKind.model_download: (Stage.fetch_models,),
 }
 
 

@@ -117,12 +117,20 @@ class VoiceImportParams(BaseModel):
     hparams_key: str | None = None
 
 
+class ModelDownloadParams(BaseModel):
+    """Registry names of the models to download (svc_core.assets), in order."""
+
+    model_config = ConfigDict(extra="forbid")
+    names: list[str] = Field(min_length=1, max_length=50)
+
+
 PARAMS: dict[JobKind, type[BaseModel]] = {
     JobKind.ingest: IngestParams,
     JobKind.voice: TrainRequest,
     JobKind.conversion: ConversionParams,
     JobKind.remix: RemixParams,
     JobKind.voice_import: VoiceImportParams,
+    JobKind.model_download: ModelDownloadParams,
 }
 
 

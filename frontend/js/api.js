@@ -88,12 +88,12 @@ export const del = (path) => request('DELETE', path);
  * @param {(loaded:number,total:number)=>void} onProgress bytes sent so far
  * @returns {{promise: Promise<any>, abort: () => void}}
  */
-export function upload(path, files, fields, onProgress) {
+export function upload(path, files, fields, onProgress, { fileField = 'files' } = {}) {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
     const form = new FormData();
     for (const [k, v] of Object.entries(fields || {})) form.append(k, v);
-    for (const f of files) form.append('files', f, f.name);
+    for (const f of files) form.append(fileField, f, f.name);
     xhr.open('POST', API + path);
     xhr.responseType = 'text';
     xhr.upload.onprogress = (e) => {

@@ -1,5 +1,5 @@
 // The single-page shell: sign-in, navigation and a hash router (#/voices, #/voices/<id>,
-// #/convert, #/conversions/<id>, #/jobs). Each view renders into <main> and returns a cleanup
+// #/convert, #/conversions/<id>, #/jobs, #/models). Each view renders into <main> and returns a cleanup
 // function that closes its live connections when the user leaves.
 
 import { get, post, setUnauthorizedHandler } from './api.js';
@@ -8,6 +8,7 @@ import * as conversionView from './views/conversion.js';
 import * as convertView from './views/convert.js';
 import * as jobsView from './views/jobs.js';
 import * as loginView from './views/login.js';
+import * as modelsView from './views/models.js';
 import * as voiceView from './views/voice.js';
 import * as voicesView from './views/voices.js';
 
@@ -24,6 +25,7 @@ const ROUTES = [
   [/^\/convert$/, convertView, 'convert'],
   [/^\/conversions\/([\w-]+)$/, conversionView, 'convert'],
   [/^\/jobs$/, jobsView, 'jobs'],
+  [/^\/models$/, modelsView, 'models'],
 ];
 
 function parseHash() {

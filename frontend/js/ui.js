@@ -150,6 +150,7 @@ export const JOB_KINDS = {
   conversion: 'Conversion',
   remix: 'Re-mix',
   voice_import: 'Voice import',
+  model_download: 'Model download',
 };
 
 export const STAGE_WORDS = {
@@ -162,6 +163,7 @@ export const STAGE_WORDS = {
   mix: 'mix',
   report: 'report',
   import_voice: 'check the voice package',
+  fetch_models: 'download',
 };
 
 /** What a job is doing, in one sentence. */

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.common.mirror import ModelsMirror, models_mirror
 from tests.common.services import REQUIRE_SERVICES, sqlite_url
 from tests.common.stack import ROOT, Stack, stack_env
 from tests.common.tiers import mark_tier
@@ -38,12 +39,19 @@ SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Iterator[Stack]:
+def mirror() -> Iterator[ModelsMirror]:
+    """The models mirror the stack downloads from (tests put files into ``mirror.files``)."""
+    with models_mirror() as m:
+        yield m
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, mirror) -> Iterator[Stack]:
     """API + one worker (both queues) + users alice and bob, for the whole browser session."""
     data = tmp_path_factory.mktemp("browser-stack")
     logs = data / "logs"
     logs.mkdir()
-    extra = {}
+    extra = {"SVC_MODELS_MIRROR": mirror.url}
     if os.environ.get("SVC_TEST_MODELS_DIR"):  # installed (tiny or real) model assets
         extra["SVC_MODELS_DIR"] = os.environ["SVC_TEST_MODELS_DIR"]
         assets = {"ppg_model": "whisper-tiny", "vec_model": "hubert-soft"}

@@ -15,6 +15,7 @@ from app.core.params import (
     ConversionOptions,
     ConversionParams,
     IngestParams,
+    ModelDownloadParams,
     RemixParams,
     RemixRequest,
     SlicerOptions,
@@ -35,6 +36,7 @@ EXAMPLES = {
     JobKind.voice_import: VoiceImportParams(
         filename="a.pth", sha256="0" * 64, storage_key="k", format="sovits5", speaker_key="s"
     ),
+    JobKind.model_download: ModelDownloadParams(names=["hubert-soft", "rmvpe"]),
 }
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from app.core.names import Stage
 from worker.jobs import (
     convert,
+    fetch_models,
     import_voice,
     ingest,
     mix,
@@ -31,4 +32,5 @@ STAGES: dict[Stage | str, StageFn] = {
     Stage.mix: mix.run,
     Stage.report: report.run,
     Stage.import_voice: import_voice.run,
+    Stage.fetch_models: fetch_models.run,
 }

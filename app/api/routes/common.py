@@ -266,7 +266,11 @@ def preflight(settings: Settings, what: str, check: Callable[[Path], list[str]])
     except BadInputError as exc:
         raise HTTPException(400, str(exc)) from exc
     if missing:
-        raise HTTPException(409, recipes.missing_models_message(what, missing, settings.models_dir))
+        raise HTTPException(
+            409,
+            recipes.missing_models_message(what, missing, settings.models_dir)
+            + " In the browser, the Models page downloads or imports them.",
+        )
 
 
 IdempotencyKeyHeader = Annotated[
