@@ -46,12 +46,14 @@ export const LOSS_SERIES = [
  * Draw the training curve.
  * @param {HTMLCanvasElement} canvas
  * @param {{step:number, mel:number, total:number, val_mel:number|null}[]} curve
+ * @param {Set<string>} [shown] the series keys to draw (all by default): the total loss is
+ *   several times the mel losses, so on one axis it flattens them
  */
-export function drawLossCurve(canvas, curve) {
+export function drawLossCurve(canvas, curve, shown) {
   const [ctx, w, hgt] = setup(canvas);
   const pad = { l: 48, r: 12, t: 12, b: 28 };
   const pts = (curve || []).filter((p) => Number.isFinite(p.step));
-  const series = LOSS_SERIES.filter((s) => pts.some((p) => Number.isFinite(p[s.key])));
+  const series = LOSS_SERIES.filter((s) => (!shown || shown.has(s.key)) && pts.some((p) => Number.isFinite(p[s.key])));
   ctx.fillStyle = css('--muted');
   if (!pts.length || !series.length) {
     ctx.fillText('Waiting for the first training steps…', pad.l, hgt / 2);
@@ -227,8 +229,8 @@ export const hzToMidi = (hz) => 69 + 12 * Math.log2(hz / 440);
 export const midiName = (m) => `${NOTE_NAMES[((Math.round(m) % 12) + 12) % 12]}${Math.floor(Math.round(m) / 12) - 1}`;
 
 /**
- * The voice's pitch coverage: seconds sung per note, the detected range (low–high) and the
- * central 90 % (p5–p95); optionally a second range to compare (a source song's).
+ * The voice's pitch coverage: seconds sung per note and its range (low–high: the central 90 %
+ * of the sung time); optionally a second range to compare (a source song's).
  * @param {HTMLCanvasElement} canvas
  * @param {{histogram?: {midi:number, note:string, seconds:number}[], range?: object}} report
  * @param {{low_hz:number, high_hz:number, label:string}} [compare]
@@ -252,11 +254,11 @@ export function drawPitchHistogram(canvas, report, compare) {
   const X = (m) => pad.l + (m - m0) * cw;
   const Y = (s) => pad.t + (1 - s / maxS) * (hgt - pad.t - pad.b);
 
-  // central 90 % band and the detected range
-  if (range.p5_hz > 0 && range.p95_hz > 0) {
+  // the range: the central 90 % of the sung time (low_hz-high_hz, CoverageReportPublic)
+  if (range.low_hz > 0 && range.high_hz > 0) {
     ctx.fillStyle = css('--accent-soft');
-    const a = X(hzToMidi(range.p5_hz));
-    ctx.fillRect(a, pad.t, X(hzToMidi(range.p95_hz)) + cw - a, hgt - pad.t - pad.b);
+    const a = X(hzToMidi(range.low_hz));
+    ctx.fillRect(a, pad.t, X(hzToMidi(range.high_hz)) + cw - a, hgt - pad.t - pad.b);
   }
   ctx.strokeStyle = css('--chart-grid');
   ctx.fillStyle = css('--muted');

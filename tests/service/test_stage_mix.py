@@ -116,7 +116,10 @@ def test_same_settings_reuse_new_settings_add_a_file(rt, tmp_path):
     assert len(_mixes(rt, cid)) == 1
     assert _run_mix_job(rt, uid, cid, {"output_format": "mp3", "reverb": 0.3})[1] == "succeeded"
     mixes = _mixes(rt, cid)
-    assert len(mixes) == 2 and {m[1] for m in mixes} == {"My Song-mix.wav", "My Song-mix.mp3"}
+    assert len(mixes) == 2 and {m[1] for m in mixes} == {
+        "My Song-mix.wav",
+        "My Song-mix-reverb30.mp3",
+    }
     assert sf.info(rt.storage.path(mixes[-1][0])).format == "MP3"
 
 

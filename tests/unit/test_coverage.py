@@ -118,3 +118,31 @@ def test_suggest_transpose_matches_brute_force():
             key=lambda s: (np.sum((src_midi + s >= lo) & (src_midi + s <= hi)), -abs(s), -s),
         )
         assert suggest_transpose(midi_to_hz(src_midi), midi_to_hz(ref_midi)) == best
+
+
+def test_every_field_the_report_writes_is_in_the_api_schema():
+    """One definition of the report's fields: what coverage_report writes (and the
+    preprocessing job stores) is what CoverageReportPublic declares, the spec documents and
+    the voice page reads; a field renamed on one side fails here."""
+    from app.api.schemas import (
+        CoverageReportPublic,
+        HistogramBinPublic,
+        LoudnessPublic,
+        PitchRangePublic,
+    )
+    from svc_core.report.coverage import SliceStats, coverage_report
+
+    f0 = (220.0 * 2 ** (np.sin(np.linspace(0, 30, 2000)) / 2)).astype(np.float32)
+    stats = [
+        SliceStats(f0=f0, duration_s=20.0, loudness_lufs=-20.0 - i, name=f"s{i}") for i in range(3)
+    ]
+    d = coverage_report(stats, hop_s=0.01).to_dict()
+    assert d["range"] and d["histogram"] and d["loudness"]
+    written = {*d, "skipped"}  # the job adds the skipped slices
+    assert written <= set(CoverageReportPublic.model_fields)
+    assert set(d["range"]) <= set(PitchRangePublic.model_fields)
+    assert set(d["histogram"][0]) <= set(HistogramBinPublic.model_fields)
+    assert set(d["loudness"]) <= set(LoudnessPublic.model_fields)
+    parsed = CoverageReportPublic.model_validate(d)
+    assert parsed.slice_count == 3 and parsed.range is not None and parsed.range.low_note
+    assert not parsed.model_extra  # nothing undeclared

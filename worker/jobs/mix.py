@@ -9,6 +9,7 @@ the converted vocals; a mix with the same inputs and settings is not redone.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from app.core import keys
 from app.core.db.models import Conversion
@@ -34,6 +35,17 @@ def mix_params(options: ConversionOptions | RemixRequest, transpose_semitones: f
         transpose_instrumental=transpose_semitones if options.transpose_instrumental else 0.0,
         output_format=options.output_format,
     )
+
+
+def mix_filename(song: str, params: Any, ext: str) -> str:
+    """``<song>-mix.<ext>``, with the settings that differ from the defaults in the name, so
+    a re-mix downloads as another file: ``take-mix-vocals+2dB-reverb30.wav``."""
+    parts = []
+    if params.vocal_gain_db:
+        parts.append(f"vocals{params.vocal_gain_db:+g}dB")
+    if params.reverb_wet:
+        parts.append(f"reverb{round(params.reverb_wet * 100)}")
+    return "-".join([song, "mix", *parts]) + f".{ext}"
 
 
 def run(rt: Runtime, h: JobHandle) -> None:
@@ -93,7 +105,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
         stage=Stage.mix,
         inputs=key,
         content_type=OUTPUT_FORMATS[params.output_format][3],
-        filename=f"{song}-mix.{ext}",
+        filename=mix_filename(song, params, ext),
         meta={"settings": params.__dict__, **result.to_dict()},
         conversion_id=conv_id,
     )

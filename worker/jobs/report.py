@@ -54,12 +54,8 @@ def run(rt: Runtime, h: JobHandle) -> None:
     fit = (report.get("transpose") or {}).get("fit")
     if fit and fit.get("message"):
         verdicts.append(f"Range: {fit['message']}.")
-    mix = report.get("mix") or {}
-    if mix:
-        verdicts.append(
-            f"Mix: {mix.get('mix_lufs')} LUFS, true peak {mix.get('true_peak_dbtp')} dBTP "
-            "(limited, no clipping)."
-        )
+    # (a mix's loudness is not a verdict: it belongs to that mix, and a re-mix makes another;
+    # each mix artifact carries its own numbers)
     with rt.scope() as s:
         c = s.get(Conversion, conv_id)
         assert c is not None

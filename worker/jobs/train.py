@@ -55,8 +55,16 @@ def _thin(points: list[dict]) -> list[dict]:
 class CurveRecorder:
     """Turns trainer events into ``job.metrics`` (throttled writes)."""
 
-    def __init__(self, rt: Runtime, h: JobHandle, previous: dict[str, Any] | None):
+    def __init__(
+        self,
+        rt: Runtime,
+        h: JobHandle,
+        previous: dict[str, Any] | None,
+        limits: dict[str, Any] | None = None,
+    ):
+        """``limits``: the stop rules in effect, shown with the run (``train.limits``)."""
         self.rt, self.h = rt, h
+        self.limits = limits or {}
         self.metrics: dict[str, Any] = {"curve": [], "train": {}}
         if previous:  # a resumed job keeps its curve up to the checkpoint it resumes from
             self.metrics.update(previous)
@@ -73,6 +81,7 @@ class CurveRecorder:
                 "resumed_from_step": e.resumed_from_step,
                 "train_slices": e.train_slices,
                 "notes": list(e.notes),
+                "limits": self.limits,
             }
             m["curve"] = [p for p in m["curve"] if p["step"] <= e.step]
             origin = e.starts_from if e.starts_from.startswith("from ") else f"from {e.starts_from}"
@@ -148,6 +157,16 @@ def train_params(rt: Runtime, request: TrainRequest, features: Features | None =
     )
 
 
+def stop_rules(request: TrainRequest, params: Any) -> dict[str, Any]:
+    """The stop rules a run uses, for the page: the request's, or the default time limit."""
+    return {
+        "max_steps": params.max_steps,
+        "max_epochs": params.max_epochs,
+        "max_minutes": None if params.max_seconds is None else params.max_seconds / 60.0,
+        "default_minutes": request.max_minutes is None and params.max_seconds is not None,
+    }
+
+
 def run(rt: Runtime, h: JobHandle) -> None:
     from svc_core.train.package import export_voice_package
     from svc_core.train.trainer import train
@@ -169,7 +188,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     dataset = rt.storage.path(keys.voice(job.user_id, voice_id, "dataset"))
     out_dir = rt.storage.path(keys.voice(job.user_id, voice_id, "train", config))
     params = train_params(rt, job.params, features)
-    recorder = CurveRecorder(rt, h, previous)
+    recorder = CurveRecorder(rt, h, previous, limits=stop_rules(job.params, params))
     h.progress("train", 0.0, "train: starting", force=True)
     try:
         result = train(
@@ -271,7 +290,8 @@ def _store_previews(rt: Runtime, job, previews_dir: Path, work: Path) -> None:
     if not steps:
         return
     latest = steps[-1]
-    for wav in sorted(latest.glob("*.wav")):
+    step = int(latest.name.removeprefix("step_"))
+    for n, wav in enumerate(sorted(latest.glob("*.wav")), start=1):
         if find_artifact(
             rt,
             user_id=job.user_id,
@@ -292,5 +312,6 @@ def _store_previews(rt: Runtime, job, previews_dir: Path, work: Path) -> None:
             inputs=f"{latest.name}/{wav.name}",
             content_type="audio/wav",
             filename=f"preview-{latest.name}-{wav.name}",
+            meta={"step": step, "label": f"Preview {n} (validation slice) after step {step}"},
             voice_id=job.voice_id,
         )

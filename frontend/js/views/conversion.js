@@ -1,9 +1,10 @@
 // One conversion: live progress, then players for the mix, converted vocals and instrumental,
 // A/B against the original song, waveforms, the quality report, downloads and re-mixing.
 
-import { del, get, post, TERMINAL, watchJob } from '../api.js';
+import { del, get, post } from '../api.js';
+import { jobPanel } from '../jobpanel.js';
 import { drawPitchHistogram, waveform } from '../charts.js';
-import { alertBox, busy, clear, fmtBytes, fmtDuration, h, jobView, kvList, titleCase, toast } from '../ui.js';
+import { alertBox, busy, clear, fmtBytes, fmtDuration, fmtTime, h, kvList, titleCase, toast } from '../ui.js';
 import { mixFields, OUTPUT_FORMATS } from './convert.js';
 
 const KIND_LABELS = {
@@ -13,6 +14,25 @@ const KIND_LABELS = {
   vocals: 'Original vocals (separated)',
   decoded: 'Original song (decoded)',
 };
+
+// what a user came for; everything else (F0 curves, the model-rate vocals, metrics) is listed
+// under "More files"
+const MAIN_KINDS = ['mix', 'converted_vocals', 'instrumental', 'vocals'];
+
+const signed = (v, unit) => `${v > 0 ? '+' : ''}${Math.round(v * 10) / 10}${unit}`;
+
+/** A mix's settings (its artifact's meta.settings: svc_core.mix.MixParams) in words. */
+export function mixSettingsText(a, formats) {
+  const st = a.meta?.settings || {};
+  return [
+    `vocals ${signed(st.vocal_gain_db ?? 0, ' dB')}`,
+    `reverb ${Math.round((st.reverb_wet ?? 0) * 100)} %`,
+    st.transpose_instrumental ? `instrumental ${signed(st.transpose_instrumental, ' st')}` : null,
+    formats[st.output_format] || st.output_format,
+  ].filter(Boolean).join(' · ');
+}
+
+const newestFirst = (arts) => [...arts].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at)));
 
 const audioUrl = (a) => `${a.download_url}${a.download_url.includes('?') ? '&' : '?'}inline=true`;
 
@@ -90,43 +110,39 @@ export async function render(main, [convId], ctx) {
   const opts = conv.options || {};
 
   // --- job ---------------------------------------------------------------------------------
-  let jobStop = null;
+  let panel = null;
   let shownJob = null;
-  function showJob(job) {
+  /** The job's live panel, in the progress section or (a re-mix) next to the button that
+   * started it. */
+  function showJob(job, where = null) {
     if (!job) {
       clear(jobBox, h('h2', { id: 'job-title' }, 'Progress'), h('p.empty', 'No job for this conversion.'));
       return;
     }
-    if (jobStop) jobStop();
+    if (panel) panel.stop();
     shownJob = job.id;
-    const view = jobView(job, {
-      title: job.kind === 'remix' ? 'Re-mix job' : 'Conversion job',
-      onCancel: async (j) => {
-        view.update(await post(`/jobs/${j.id}/cancel`));
-      },
-      onRetry: async (j) => showJob(await post(`/jobs/${j.id}/retry`)),
-    });
-    clear(jobBox, h('h2', { id: 'job-title' }, 'Progress'), view.el);
-    if (!TERMINAL.has(job.status)) {
-      jobStop = watchJob(job.id, (j) => {
-        view.update(j);
-        if (TERMINAL.has(j.status)) refresh();
-      });
-      stops.push(() => jobStop && jobStop());
-    }
+    panel = jobPanel(job, { title: job.kind === 'remix' ? 'Re-mix job' : 'Conversion job', onEnd: () => refresh() });
+    if (where) {
+      clear(where, panel.el);
+      where.scrollIntoView({ block: 'nearest' });
+    } else clear(jobBox, h('h2', { id: 'job-title' }, 'Progress'), panel.el);
   }
+  stops.push(() => panel && panel.stop());
 
-  // --- results -----------------------------------------------------------------------------
+  // --- results: the newest mix on top, with its download; each mix labelled; the players,
+  // A/B and mix numbers follow the mix picked ---------------------------------------------
+  const formats = Object.fromEntries(OUTPUT_FORMATS);
   let ab = null;
   let shownResults = '';
+  let chosenMix = null; // artifact id; null: the newest
   function renderResults() {
     const arts = conv.artifacts || [];
     const trackArts = conv.source_track?.artifacts || [];
     const byKind = (k) => [...arts, ...trackArts].filter((a) => a.kind === k);
-    const mixes = byKind('mix');
+    const mixes = newestFirst(byKind('mix'));
     const vocals = byKind('converted_vocals');
     const inst = byKind('instrumental');
-    const key = [...mixes, ...vocals, ...inst].map((a) => a.id).join(',');
+    const key = [...mixes, ...vocals, ...inst].map((a) => a.id).join(',') + `|${chosenMix}`;
     if (key === shownResults) return; // unchanged: keep players (and playback) as they are
     shownResults = key;
     if (!mixes.length && !vocals.length) {
@@ -135,21 +151,49 @@ export async function render(main, [convId], ctx) {
     }
     results.hidden = false;
     if (ab) ab.stop();
+    const mix = mixes.find((m) => m.id === chosenMix) || mixes[0];
     const originalUrl = `/api/v1/tracks/${conv.source_track_id}/audio?variant=decoded`;
-    const result = playable(mixes.length ? mixes : vocals);
+    const result = mix || playable(vocals);
     ab = abCompare([
       { label: 'Original song', url: originalUrl },
-      { label: mixes.length ? 'Converted mix' : 'Converted vocals', url: audioUrl(result) },
+      { label: mix ? 'This mix' : 'Converted vocals', url: audioUrl(result) },
     ]);
     stops.push(() => ab && ab.stop());
+    const picker = mixes.length > 1
+      ? h(
+          'fieldset.mixes',
+          { id: 'mix-picker' },
+          h('legend', `Mixes (${mixes.length}), newest first`),
+          mixes.map((m, i) => {
+            const input = h('input', { type: 'radio', name: 'mix', value: m.id, checked: m.id === mix.id });
+            input.addEventListener('change', () => {
+              chosenMix = m.id;
+              renderResults();
+            });
+            return h('label.check', { dataset: { mixId: m.id } }, input, ` ${i === 0 ? 'Newest: ' : ''}${fmtTime(m.created_at)} — ${mixSettingsText(m, formats)}`);
+          }),
+        )
+      : null;
+    const mixNumbers = mix?.meta && Number.isFinite(mix.meta.mix_lufs)
+      ? h('p.small', { id: 'mix-numbers' }, `This mix: ${mix.meta.mix_lufs} LUFS, true peak ${mix.meta.true_peak_dbtp} dBTP (limited, no clipping); ${mixSettingsText(mix, formats)}.`)
+      : null;
     clear(
       results,
       h('h2', { id: 'results-title' }, 'Result'),
+      mix
+        ? h(
+            'div.row.cover',
+            h('a.button', { href: mix.download_url, download: mix.filename, id: 'download-cover', dataset: { kind: 'mix' } }, `Download cover (${formats[mix.meta?.settings?.output_format] || mix.filename.split('.').pop()})`),
+            h('span.small.muted', `${mix.filename} · ${fmtBytes(mix.size_bytes)}`),
+          )
+        : null,
+      picker,
+      mixNumbers,
       ab.el,
       h(
         'div.stack',
         { style: { marginTop: '1rem' } },
-        mixes.length ? player('Mix', audioUrl(playable(mixes)), 'play-mix') : null,
+        mix ? player(`Mix (${fmtTime(mix.created_at)})`, audioUrl(mix), 'play-mix') : null,
         vocals.length ? player('Converted vocals', audioUrl(playable(vocals)), 'play-vocals') : null,
         inst.length ? player('Instrumental', audioUrl(playable(inst)), 'play-instrumental') : null,
         player('Original song', originalUrl, 'play-original'),
@@ -176,11 +220,11 @@ export async function render(main, [convId], ctx) {
       'Notes within 50 cents of the melody': pct(q.pitch?.raw_pitch_accuracy),
       'Octave errors': pct(q.pitch?.octave_errors),
       'Transpose (semitones)': r.transpose ? `${r.transpose.semitones} (${r.transpose.mode})` : '—',
-      'Mix loudness / true peak': r.mix ? `${r.mix.mix_lufs} LUFS / ${r.mix.true_peak_dbtp} dBTP` : '—',
+
     };
     parts.push(h('div', { id: 'key-numbers' }, kvList(key)));
     const all = h('details', h('summary', 'All numbers'));
-    for (const k of ['quality', 'transpose', 'mix']) {
+    for (const k of ['quality', 'transpose']) {
       if (r[k] && typeof r[k] === 'object') all.append(h('h3', titleCase(k)), kvList(r[k]));
     }
     parts.push(all);
@@ -217,19 +261,26 @@ export async function render(main, [convId], ctx) {
       return;
     }
     downloads.hidden = false;
+    const rank = (a) => (MAIN_KINDS.includes(a.kind) ? MAIN_KINDS.indexOf(a.kind) : MAIN_KINDS.length);
+    const sorted = newestFirst(arts).sort((a, b) => rank(a) - rank(b));
+    const row = (a) =>
+      h(
+        'li',
+        h(
+          'span',
+          h('strong', KIND_LABELS[a.kind] || titleCase(a.kind)),
+          ' ',
+          h('span.muted.small', [a.kind === 'mix' ? `${mixSettingsText(a, formats)} · ${fmtTime(a.created_at)}` : null, a.filename, fmtBytes(a.size_bytes)].filter(Boolean).join(' · ')),
+        ),
+        h('a.button.small', { href: a.download_url, download: a.filename, dataset: { kind: a.kind } }, `Download ${a.filename}`),
+      );
+    const main = sorted.filter((a) => MAIN_KINDS.includes(a.kind));
+    const more = sorted.filter((a) => !MAIN_KINDS.includes(a.kind));
     clear(
       downloads,
       h('h2', { id: 'downloads-title' }, 'Downloads'),
-      h(
-        'ul.downloads',
-        arts.map((a) =>
-          h(
-            'li',
-            h('span', h('strong', KIND_LABELS[a.kind] || titleCase(a.kind)), ' ', h('span.muted.small', `${a.filename} · ${fmtBytes(a.size_bytes)}`)),
-            h('a.button.small', { href: a.download_url, download: a.filename, dataset: { kind: a.kind } }, `Download ${a.filename}`),
-          ),
-        ),
-      ),
+      h('ul.downloads', main.map(row)),
+      more.length ? h('details', { id: 'more-files' }, h('summary', `More files (${more.length}): pitch curves, intermediate audio, metrics`), h('ul.downloads', more.map(row))) : null,
     );
   }
 
@@ -243,7 +294,8 @@ export async function render(main, [convId], ctx) {
     const fields = mixFields(opts);
     const errors = h('div');
     const button = h('button', { type: 'submit' }, 'Mix again');
-    const form = h('form.fields', { 'aria-label': 'Re-mix settings' }, fields.els, h('div.full.row', button), h('div.full', errors));
+    const remixProgress = h('div.full', { id: 'remix-progress' });
+    const form = h('form.fields', { 'aria-label': 'Re-mix settings' }, fields.els, h('div.full.row', button), remixProgress, h('div.full', errors));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       clear(errors);
@@ -251,7 +303,8 @@ export async function render(main, [convId], ctx) {
         try {
           const job = await post(`/conversions/${convId}/remix`, fields.values());
           toast('Re-mixing…');
-          showJob(job);
+          chosenMix = null; // the new mix, once it lands, is the one shown
+          showJob(job, remixProgress);
         } catch (err) {
           const msg = err.status === 404 || err.status === 405 ? `Re-mixing is not available on this server yet (HTTP ${err.status}).` : err.message;
           errors.append(alertBox('error', 'Could not re-mix', msg));
@@ -289,7 +342,6 @@ export async function render(main, [convId], ctx) {
     });
   });
 
-  const fmtLabel = Object.fromEntries(OUTPUT_FORMATS)[opts.output_format] || opts.output_format;
   clear(
     main,
     h('p.small', h('a', { href: '#/convert' }, '← All conversions')),
@@ -301,13 +353,13 @@ export async function render(main, [convId], ctx) {
       '. ',
       h(
         'span.muted.small',
-        [
-          `transpose ${opts.transpose === 'auto' ? 'automatic' : `${opts.transpose > 0 ? '+' : ''}${opts.transpose ?? 0}`}`,
-          opts.f0_method ? `F0 ${opts.f0_method}` : 'F0 as the voice',
-          `vocal level ${opts.vocal_gain_db ?? 0} dB`,
-          `reverb ${Math.round((opts.reverb ?? 0) * 100)}%`,
-          fmtLabel,
-        ].join(' · '),
+        // the conversion's own settings; each mix's settings are shown with the mix
+        'Converted with: ' +
+          [
+            `transpose ${opts.transpose === 'auto' ? 'automatic' : signed(opts.transpose ?? 0, '')}`,
+            opts.f0_method ? `F0 ${opts.f0_method}` : 'F0 as the voice',
+            Number.isFinite(opts.retrieval_ratio) ? `retrieval ${Math.round(opts.retrieval_ratio * 100)} %` : null,
+          ].filter(Boolean).join(' · '),
       ),
     ),
     jobBox,

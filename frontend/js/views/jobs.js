@@ -1,8 +1,9 @@
 // Jobs: every job of the user with its status, live progress, plain-words errors, cancel and
 // retry (a failed or cancelled job continues from the stage where it stopped).
 
-import { get, post, TERMINAL } from '../api.js';
-import { alertBox, badge, busy, clear, etaText, fmtPct, fmtTime, h, JOB_KINDS, jobSummary, select, STAGE_WORDS, toast } from '../ui.js';
+import { get, TERMINAL } from '../api.js';
+import { cancelJob, retryJob } from '../jobpanel.js';
+import { alertBox, badge, busy, clear, etaText, fmtPct, fmtTime, h, JOB_KINDS, jobSummary, select, STAGE_WORDS } from '../ui.js';
 
 export async function render(main, _params, ctx) {
   const [voices, conversions] = await Promise.all([get('/voices'), get('/conversions')]);
@@ -32,8 +33,7 @@ export async function render(main, _params, ctx) {
     const cancel = active ? h('button.danger.small', { type: 'button', 'aria-label': `Cancel ${JOB_KINDS[j.kind] || j.kind} job` }, 'Cancel') : null;
     cancel?.addEventListener('click', () =>
       busy(cancel, async () => {
-        const done = await post(`/jobs/${j.id}/cancel`);
-        toast(done.status === 'cancelled' ? 'Job cancelled.' : 'Cancelling: the job stops at its next check.');
+        await cancelJob(j);
         await load();
       }),
     );
@@ -42,8 +42,7 @@ export async function render(main, _params, ctx) {
       : null;
     retry?.addEventListener('click', () =>
       busy(retry, async () => {
-        await post(`/jobs/${j.id}/retry`);
-        toast('Job queued again: it continues from the stage where it stopped.');
+        await retryJob(j);
         await load();
       }),
     );

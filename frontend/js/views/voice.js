@@ -16,11 +16,11 @@ import {
   fmtNum,
   fmtPct,
   h,
-  jobView,
   select,
   startsText,
   toast,
 } from '../ui.js';
+import { jobPanel } from '../jobpanel.js';
 import { dropzone, uploadQueue } from '../upload.js';
 
 export const F0_METHODS = [
@@ -41,6 +41,24 @@ const ARTIFACT_LABELS = {
   preview: 'Preview sample',
   retrieval_index: 'Retrieval index (.svcindex)',
 };
+
+// TrainResult.stopped_by (svc_core/train/trainer.py) in words
+const STOP_REASONS = {
+  max_steps: 'reached its step limit',
+  max_epochs: 'reached its epoch limit',
+  max_seconds: 'reached its time limit',
+  plateau: 'the validation loss stopped improving',
+};
+
+/** The stop rules a run used (job.metrics.train.limits, written by the worker). */
+function limitsText(limits) {
+  if (!limits) return null;
+  const parts = [];
+  if (limits.max_steps) parts.push(`${limits.max_steps} steps`);
+  if (limits.max_epochs) parts.push(`${limits.max_epochs} epochs`);
+  if (limits.max_minutes) parts.push(`${fmtNum(limits.max_minutes)} min${limits.default_minutes ? ' (default)' : ''}`);
+  return parts.length ? `stop rules: ${parts.join(', ')}` : null;
+}
 
 function trackDetails(t) {
   const m = t.meta || {};
@@ -214,22 +232,48 @@ export async function render(main, [voiceId], ctx) {
   const baseModel = h('input', { type: 'text', name: 'base_model', maxlength: 200, value: trainDefaults.base_model ?? '', placeholder: 'none: train from scratch' });
   const sepModel = h('input', { type: 'text', name: 'separation_model', value: trainDefaults.separation_model ?? '', placeholder: 'default' });
   const dereverb = checkbox('Remove reverb from the vocals (de-reverb)', { name: 'dereverb', checked: !!trainDefaults.dereverb });
-  const trainErrors = h('div');
+  const trainErrors = h('div', { id: 'train-errors' });
+  const readyTracks = () => voice.tracks.filter((t) => t.status === 'ready').length;
+  let trainErrorAt = null; // ready tracks when the shown error came
   const trainButton = h('button', { type: 'submit' }, 'Start training');
+  // a value carried over from this voice's last run says so (a forgotten "20 epochs" once
+  // silently overrode a new "400 steps")
+  const lastRun = (key, hint) => (trainDefaults[key] != null ? '(from the last run)' : hint);
+  for (const [input, key] of [[maxEpochs, 'max_epochs'], [maxSteps, 'max_steps'], [maxMinutes, 'max_minutes']]) {
+    if (trainDefaults[key] != null) input.dataset.lastRun = 'true';
+    input.addEventListener('input', () => {
+      delete input.dataset.lastRun;
+      showStopRules();
+    });
+  }
+  const stopRules = h('p.small', { id: 'stop-rules', 'aria-live': 'polite' });
+  function showStopRules() {
+    const rules = [];
+    const add = (input, unit) => {
+      const v = parseFloat(input.value);
+      if (Number.isFinite(v) && v > 0) rules.push(`${fmtNum(v)} ${unit}${input.dataset.lastRun ? ' (from the last run)' : ''}`);
+    };
+    add(maxSteps, 'steps');
+    add(maxEpochs, 'epochs');
+    add(maxMinutes, 'minutes');
+    stopRules.textContent = rules.length
+      ? `Training stops at the first of: ${rules.join(', ')}.`
+      : 'No stop rule set: training stops after 120 minutes (the default).';
+  }
   const trainForm = h(
     'form.fields',
     { 'aria-label': 'Training settings' },
     field('Model size', config),
     field('Pitch (F0) method', f0, '(reused when converting)'),
-    field('Stop after epochs', maxEpochs, '(optional)'),
+    field('Stop after epochs', maxEpochs, lastRun('max_epochs', '(optional)')),
     h(
       'details.full',
       h('summary', 'More training options'),
       h(
         'div.fields',
         { style: { display: 'grid', gap: '.9rem 1.25rem', gridTemplateColumns: 'repeat(auto-fill, minmax(14rem, 1fr))', marginTop: '.75rem' } },
-        field('Stop after steps', maxSteps, '(optional)'),
-        field('Stop after minutes', maxMinutes, '(optional)'),
+        field('Stop after steps', maxSteps, lastRun('max_steps', '(optional)')),
+        field('Stop after minutes', maxMinutes, lastRun('max_minutes', '(optional)')),
         field('Base model to fine-tune', baseModel, '(optional)'),
         field('Separation model', sepModel, '(optional)'),
         field('Whisper PPG model', ppgModel, '(asset name, or none)'),
@@ -239,6 +283,7 @@ export async function render(main, [voiceId], ctx) {
         h('div.full', dereverb.el),
       ),
     ),
+    h('div.full', stopRules),
     h('div.full.row', trainButton),
     h('div.full', trainErrors),
   );
@@ -255,6 +300,7 @@ export async function render(main, [voiceId], ctx) {
   trainForm.addEventListener('submit', (e) => {
     e.preventDefault();
     clear(trainErrors);
+    trainErrorAt = null;
     const body = { config: config.value, dereverb: dereverb.input.checked };
     if (f0.value) body.f0_method = f0.value;
     const asset = (input) => (input.value.trim() === '' || input.value.trim().toLowerCase() === 'none' ? null : input.value.trim());
@@ -281,28 +327,36 @@ export async function render(main, [voiceId], ctx) {
         refresh();
       } catch (err) {
         trainErrors.append(alertBox('error', 'Could not start training', err.message));
+        trainErrorAt = readyTracks();
       }
     });
   });
 
-  let trainStop = null;
+  let trainPanel = null;
+  stops.push(() => trainPanel && trainPanel.stop());
   function showTrainJob(job) {
-    if (trainStop) trainStop();
-    const view = jobView(job, {
-      title: 'Training job',
-      onCancel: (j) => cancelJob(j, view),
-      onRetry: async (j) => {
-        showTrainJob(await post(`/jobs/${j.id}/retry`));
-        toast('Training queued again: it resumes from its last checkpoint.');
-      },
-    });
+    if (trainPanel) trainPanel.stop();
     const chartCanvas = h('canvas.chart', { id: 'loss-chart', role: 'img', 'aria-label': 'Training loss curve' });
-    const legend = h('div.legend', LOSS_SERIES.map((s) => h('span', h('i', { style: { background: `var(${s.color})` } }), s.label)));
+    // the legend's checkboxes pick the curves: the total loss is off at first, as on one
+    // axis with the mel losses it flattens them
+    const shown = new Set(LOSS_SERIES.filter((s) => s.key !== 'total').map((s) => s.key));
+    let lastCurve = [];
+    const legend = h(
+      'div.legend',
+      { role: 'group', 'aria-label': 'Curves shown' },
+      LOSS_SERIES.map((s) => {
+        const box = h('input', { type: 'checkbox', checked: shown.has(s.key), dataset: { series: s.key } });
+        box.addEventListener('change', () => {
+          if (box.checked) shown.add(s.key);
+          else shown.delete(s.key);
+          drawLossCurve(chartCanvas, lastCurve, shown);
+        });
+        return h('label', box, h('i', { style: { background: `var(${s.color})` } }), s.label);
+      }),
+    );
     const trainInfo = h('p.small', { id: 'train-info' });
     const figure = h('figure', { hidden: true }, chartCanvas, h('figcaption', legend, trainInfo));
-    view.extra.append(figure);
     const onJob = (j) => {
-      view.update(j);
       const curve = j.metrics?.curve;
       const tr = j.metrics?.train;
       if (curve?.length || tr) {
@@ -315,25 +369,24 @@ export async function render(main, [voiceId], ctx) {
           last && Number.isFinite(last.total) ? `total loss ${fmtNum(last.total, 3)}` : null,
           last && Number.isFinite(last.mel) ? `mel loss ${fmtNum(last.mel, 3)}` : null,
           tr?.starts_from ? startsText(tr.starts_from) : null,
+          limitsText(tr?.limits),
+          tr?.stopped_by ? `stopped: ${STOP_REASONS[tr.stopped_by] || tr.stopped_by}` : null,
         ].filter(Boolean).join(' · ');
         chartCanvas.setAttribute('aria-label', `Training loss curve, ${curve?.length || 0} points. ${trainInfo.textContent}`);
-        drawLossCurve(chartCanvas, curve || []);
+        lastCurve = curve || [];
+        drawLossCurve(chartCanvas, lastCurve, shown);
       }
-      if (TERMINAL.has(j.status)) refresh();
     };
-    clear(trainJobBox, h('h3', 'Latest training run'), view.el);
-    onJob(job);
-    if (!TERMINAL.has(job.status)) {
-      trainStop = watchJob(job.id, onJob);
-      stops.push(() => trainStop && trainStop());
-    }
+    trainPanel = jobPanel(job, {
+      title: 'Training job',
+      onUpdate: onJob,
+      onEnd: () => refresh(),
+      retryText: 'Training queued again: it resumes from its last checkpoint.',
+    });
+    trainPanel.extra.append(figure);
+    clear(trainJobBox, h('h3', 'Latest training run'), trainPanel.el);
   }
 
-  async function cancelJob(job, view) {
-    const j = await post(`/jobs/${job.id}/cancel`);
-    view.update(j);
-    toast(j.status === 'cancelled' ? 'Job cancelled.' : 'Cancelling: the job stops at its next check.');
-  }
 
   // --- coverage report ---------------------------------------------------------------------
   const reportBox = h('section.panel', { 'aria-labelledby': 'report-title', id: 'coverage', hidden: true });
@@ -344,26 +397,36 @@ export async function render(main, [voiceId], ctx) {
       return;
     }
     reportBox.hidden = false;
+    // field names: CoverageReportPublic in the API's schema (app/api/schemas.py)
     const range = r.range || {};
-    const canvas = h('canvas.histogram', { id: 'pitch-histogram', role: 'img', 'aria-label': `Pitch range ${range.low || '?'} to ${range.high || '?'}` });
+    const canvas = h('canvas.histogram', {
+      id: 'pitch-histogram',
+      role: 'img',
+      'aria-label': range.low_note ? `Pitch histogram; the central 90 % of the sung notes lie between ${range.low_note} and ${range.high_note}` : 'Pitch histogram',
+    });
     const rows = [];
-    if (r.total_seconds != null) rows.push(['Audio after slicing', fmtDuration(r.total_seconds)]);
-    if (r.voiced_seconds != null) rows.push(['Of it sung (voiced)', fmtDuration(r.voiced_seconds)]);
-    if (r.slices != null) rows.push(['Slices', String(r.slices)]);
-    if (range.low) rows.push(['Pitch range', `${range.low} – ${range.high}${range.low_hz ? ` (${Math.round(range.low_hz)}–${Math.round(range.high_hz)} Hz)` : ''}`]);
-    if (range.p5_hz) rows.push(['Central 90 % of notes', `${Math.round(range.p5_hz)}–${Math.round(range.p95_hz)} Hz`]);
-    if (Number.isFinite(r.loudness_lufs)) rows.push(['Loudness', `${r.loudness_lufs.toFixed(1)} LUFS`]);
+    if (r.total_s != null) rows.push(['Audio after slicing', fmtDuration(r.total_s)]);
+    if (r.voiced_s != null) rows.push(['Of it sung (voiced)', `${fmtDuration(r.voiced_s)}${r.voiced_share != null ? ` (${Math.round(r.voiced_share * 100)} %)` : ''}`]);
+    if (r.slice_count != null) rows.push(['Slices', String(r.slice_count)]);
+    if (range.low_note) rows.push(['Pitch range (central 90 % of notes)', `${range.low_note} – ${range.high_note} (${Math.round(range.low_hz)}–${Math.round(range.high_hz)} Hz)`]);
+    if (range.min_note) rows.push(['Lowest and highest notes', `${range.min_note} – ${range.max_note} (${Math.round(range.min_hz)}–${Math.round(range.max_hz)} Hz)`]);
+    if (range.median_note) rows.push(['Median note', range.median_note]);
+    const loud = r.loudness || {};
+    if (Number.isFinite(loud.mean_lufs)) rows.push(['Loudness', `${loud.mean_lufs.toFixed(1)} LUFS (slices within ${fmtNum(loud.spread_db)} dB)`]);
     const hist = r.histogram || [];
     clear(
       reportBox,
       h('h2', { id: 'report-title' }, 'Coverage report'),
       (r.warnings || []).map((w) => alertBox('warn', null, w)),
+      (r.skipped || []).length
+        ? h('details', h('summary', `${r.skipped.length} slice${r.skipped.length === 1 ? '' : 's'} left out`), h('ul', r.skipped.map((x) => h('li', x))))
+        : null,
       h('dl.kv', rows.map(([k, v]) => [h('dt', k), h('dd', v)])),
       hist.length || range.low_hz
         ? h(
             'figure',
             canvas,
-            h('figcaption', 'Seconds sung per note. Blue bars are inside the detected range (green lines); the shaded band holds the central 90 % of the notes. Conversions sound best inside this range.'),
+            h('figcaption', 'Seconds sung per note. Blue bars lie inside the voice\'s range: the central 90 % of its sung time, between the green lines. Conversions sound best inside this range.'),
           )
         : null,
       hist.length
@@ -450,6 +513,11 @@ export async function render(main, [voiceId], ctx) {
     if (seq !== refreshSeq) return; // a newer refresh is on its way
     voice = fresh;
     if (!ctx.isCurrent()) return;
+    // a refused start is stale once the tracks changed under it (another one is ready)
+    if (trainErrorAt != null && readyTracks() > trainErrorAt) {
+      clear(trainErrors);
+      trainErrorAt = null;
+    }
     renderHeader();
     renderTracks();
     renderReport();
@@ -461,22 +529,20 @@ export async function render(main, [voiceId], ctx) {
   renderTracks();
   renderReport();
   renderOutputs();
+  showStopRules();
 
   // jobs already running for this voice (e.g. started in another tab)
   const jobs = await get(`/jobs?voice_id=${voiceId}&limit=50`);
   const lastTrain = jobs.find((j) => j.kind === 'voice');
   if (lastTrain) showTrainJob(lastTrain);
   for (const j of jobs.filter((x) => x.kind === 'ingest' && !TERMINAL.has(x.status))) {
-    const view = jobView(j, { onCancel: (jj) => cancelJob(jj, view) });
-    activity.append(view.el);
-    stops.push(
-      watchJob(j.id, (jj) => {
-        view.update(jj);
-        if (TERMINAL.has(jj.status)) {
-          refresh();
-          setTimeout(() => view.el.remove(), 4000);
-        }
-      }),
-    );
+    const panel = jobPanel(j, {
+      onEnd: () => {
+        refresh();
+        setTimeout(() => panel.el.remove(), 4000);
+      },
+    });
+    activity.append(panel.el);
+    stops.push(panel.stop);
   }
 }
