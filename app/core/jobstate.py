@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
-from app.core.db.models import Job, JobStatus, Voice, VoiceStatus, utcnow
-from app.core.names import JobKind, Stage
+from app.core.db.models import Artifact, Job, JobStatus, Voice, VoiceStatus, utcnow
+from app.core.names import ArtifactKind, JobKind, Stage
 
 Q, R, S, F, C = (
     JobStatus.queued,
@@ -453,13 +453,27 @@ def recover(session: Session, row: Any, *, beat_before: datetime) -> Transition 
 
 
 def _set_voice(session: Session, job: Job, status: VoiceStatus) -> None:
-    """A training or import job's outcome is its voice's status."""
+    """A training or import job's outcome is its voice's status, except that a voice which
+    has a model already (a package from an earlier run) stays ready when a later run fails
+    or is stopped: that model still converts."""
     if job.kind not in VOICE_KINDS or not job.voice_id:
         return
     voice = session.get(Voice, job.voice_id)
-    if voice is not None:
-        voice.status = status
-        session.flush()
+    if voice is None:
+        return
+    if status in (VoiceStatus.failed, VoiceStatus.created) and _has_model(session, voice.id):
+        status = VoiceStatus.ready
+    voice.status = status
+    session.flush()
+
+
+def _has_model(session: Session, voice_id: str) -> bool:
+    found = session.scalar(
+        select(Artifact.id)
+        .where(Artifact.voice_id == voice_id, Artifact.kind == ArtifactKind.voice_package)
+        .limit(1)
+    )
+    return found is not None
 
 
 def _set_voice_of(session: Session, job_id: str, status: VoiceStatus) -> None:

@@ -25,7 +25,8 @@ OVERFLOW = """() => { const d = document.documentElement; const out = [];
     for (const el of document.querySelectorAll('main *')) {
       const r = el.getBoundingClientRect();
       if (r.width && r.right > d.clientWidth + 1 && getComputedStyle(el).position !== 'absolute')
-        out.push(el.tagName + '.' + el.className + ' ' + Math.round(r.right) + ' ' + (el.textContent || '').slice(0, 40));
+        out.push(`${el.tagName}.${el.className} ${Math.round(r.right)} `
+          + (el.textContent || '').slice(0, 40));
     }
     return {scroll: d.scrollWidth, client: d.clientWidth, out: out.slice(0, 5)}; }"""
 

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.core import jobstate
 from app.core.db import crud
-from app.core.db.models import Job, JobStatus, Voice, VoiceStatus, utcnow
+from app.core.db.models import Artifact, Job, JobStatus, Voice, VoiceStatus, utcnow
 from app.core.db.session import get_sessionmaker
-from app.core.names import JobKind, Stage
+from app.core.names import ArtifactKind, JobKind, Stage
 
 T = jobstate.Transition
 W = "worker-1"
@@ -232,6 +232,29 @@ def test_the_voice_follows_its_training_job(db_url):
         assert voice_status() == VoiceStatus.created
         s.refresh(stopped)
         assert stopped.error == "Cancelled by the user." and stopped.finished_at is not None
+
+        # once the voice has a model, a later run that fails or is stopped leaves it ready:
+        # the model from the earlier run still converts
+        s.add(
+            Artifact(
+                user_id=user.id,
+                voice_id=voice.id,
+                kind=ArtifactKind.voice_package,
+                stage="train",
+                filename="v.zip",
+                content_type="application/zip",
+                size_bytes=1,
+                sha256="0" * 64,
+                storage_key="k",
+            )
+        )
+        s.flush()
+        failing = _job(s, user.id, voice.id, JobStatus.running)
+        assert jobstate.fail(s, job_id=failing.id, worker=W, error="out of memory")
+        assert voice_status() == VoiceStatus.ready
+        stopped = _job(s, user.id, voice.id, JobStatus.running)
+        assert jobstate.stop(s, job_id=stopped.id, worker=W)
+        assert voice_status() == VoiceStatus.ready
 
 
 def test_the_users_cancel_is_immediate_when_queued_a_request_when_running(db_url):

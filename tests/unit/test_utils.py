@@ -272,3 +272,24 @@ def test_concurrent_threads_load_each_key_once_and_keys_load_in_parallel():
     assert len(results) == 16 and len({id(v) for _, v in results}) == 2
     assert all(v is cache[k] for k, v in results)
     assert most_at_once == 2  # "a" and "b" loaded at the same time, not one after the other
+
+
+def test_eta_comes_from_the_measured_rate_after_the_set_up():
+    from svc_core.progress import RateEta
+
+    now = [0.0]
+    eta = RateEta(clock=lambda: now[0])
+    assert eta.update(0.0) is None  # the start: set-up follows
+    now[0] = 30.0  # 30 s of loading models, then the work moves at 1 % a second
+    assert eta.update(0.05) is None  # the first report above 0 starts the clock
+    now[0] = 31.0
+    assert eta.update(0.06) is None  # under 2 s measured: no guess
+    now[0] = 40.0
+    assert eta.update(0.15) == pytest.approx(85.0)  # 10 % in 10 s: 85 % takes 85 s
+    # the old formula, elapsed * (1 - f) / f, would have said 227 s here
+    now[0] = 41.0
+    assert eta.update(1.0) == 0.0
+    # a new attempt that starts below where the clock started measures afresh
+    assert eta.update(0.02) is None
+    now[0] = 44.0
+    assert eta.update(0.08) == pytest.approx(3.0 * 0.92 / 0.06)

@@ -26,7 +26,7 @@ from app.core.db.models import Job, utcnow
 from app.core.db.session import get_sessionmaker, session_scope
 from app.core.queue import send_and_record
 from app.core.storage import LocalStorage
-from svc_core.progress import ProgressFn, sub_progress
+from svc_core.progress import ProgressFn, RateEta, sub_progress
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class JobHandle:
     _last_stop_check: float = 0.0
     _cancel: bool = False
     _lost: bool = False
-    _started: float = field(default_factory=time.monotonic)
+    _eta: RateEta = field(default_factory=RateEta)
     _stop_beat: threading.Event = field(default_factory=threading.Event)
     _beat_thread: threading.Thread | None = None
 
@@ -131,8 +131,7 @@ class JobHandle:
         # a progress bar never moves back within one run of a stage
         f = min(max(float(fraction), self._fraction), 1.0)
         self._fraction = f
-        elapsed = now - self._started
-        eta = elapsed * (1.0 - f) / f if f > 0.01 else None
+        eta = self._eta.update(f)  # from the measured rate (svc_core.progress.RateEta)
         with self.rt.scope() as s:
             ok = jobstate.progress(
                 s,
