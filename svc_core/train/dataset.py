@@ -218,7 +218,11 @@ class SliceDataset(torch.utils.data.Dataset):
             raise BadInputError(f"slice {s.id}: speaker embedding has {v.shape[0]} dims")
         return v
 
-    def load(self, index: int, crop_seed: int | None = None) -> dict[str, Any]:
+    def load(
+        self, index: int, crop_seed: int | None = None, max_frames: int | None = None
+    ) -> dict[str, Any]:
+        """Slice ``index``, cropped to ``max_frames`` (the dataset's by default) at a place
+        drawn from ``crop_seed``."""
         import soundfile as sf
 
         s = self.entries[index]
@@ -252,10 +256,11 @@ class SliceDataset(torch.utils.data.Dataset):
         if self.m.vec_dim:
             vec = feature(s.vec, self.m.content_rate, "vec").astype(np.float32)
         start = 0
-        if n > self.max_frames:
+        limit = self.max_frames if max_frames is None else max_frames
+        if n > limit:
             rng = np.random.default_rng(crop_seed)
-            start = int(rng.integers(0, n - self.max_frames + 1))
-            n = self.max_frames
+            start = int(rng.integers(0, n - limit + 1))
+            n = limit
         sl = slice(start, start + n)
         return {
             "id": s.id,

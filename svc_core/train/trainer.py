@@ -95,6 +95,7 @@ class TrainParams:
             config's values (None: use the config).
         save_every_s: also save when this many seconds passed since the last save.
         num_previews: validation slices rendered to WAV at each evaluation.
+        preview_seconds: length of the preview crops (the loss is on training segments).
         keep_previews: evaluations whose preview folders are kept.
     """
 
@@ -111,6 +112,7 @@ class TrainParams:
     num_workers: int | None = None
     save_every_s: float | None = None
     num_previews: int = 2
+    preview_seconds: float = 6.0
     keep_previews: int = 5
 
     def __post_init__(self) -> None:
@@ -575,12 +577,20 @@ class _Run:
         devices = [self.device] if self.cuda else []
         # a fixed crop per slice: every evaluation scores the same audio
         items = [self.valid_ds.load(i, crop_seed=self.tc.seed + i) for i in range(n)]
+        # previews are longer crops of the first slices (a training segment, ~0.3-0.5 s, is
+        # too short to judge a voice by ear); the loss stays on the segments
+        frames = max(
+            self.tc.max_frames, round(self.params.preview_seconds * a.sample_rate / a.hop_length)
+        )
+        shown = [
+            self.valid_ds.load(i, crop_seed=self.tc.seed + i, max_frames=frames)
+            for i in range(min(n, self.params.num_previews))
+        ]
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.tc.seed)
-            val, audios = evaluate(self.ts, self.ctx, items)
-        for i, (item, audio) in enumerate(zip(items, audios, strict=True)):
-            if i >= self.params.num_previews:
-                break
+            val, _ = evaluate(self.ts, self.ctx, items)
+            _, audios = evaluate(self.ts, self.ctx, shown)
+        for i, (item, audio) in enumerate(zip(shown, audios, strict=True)):
             name = f"{i:02d}_{_safe_name(item['id'])}.wav"
             ref = ref_dir / name
             if not ref.is_file():

@@ -88,6 +88,9 @@ def test_run_writes_checkpoints_metrics_previews_and_events(dataset, tmp_path):
     assert steps == ["step_00000005", "step_00000010", "step_00000012"]
     wav, sr = sf.read(next((out / "previews" / "step_00000012").glob("*.wav")))
     assert sr == SR and len(wav) > 0
+    # a preview is the whole validation slice (0.35 s here; up to preview_seconds), not the
+    # training segment the loss is computed on (64 frames x 64 samples = 0.256 s)
+    assert len(wav) == pytest.approx(0.35 * SR, abs=64) and len(wav) > 64 * 64
 
     from svc_core.train.events import StepLogged, TrainEnded, TrainStarted
 
