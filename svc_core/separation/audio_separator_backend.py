@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from svc_core.errors import AssetMissingError, BadAudioError, SvcError
+from svc_core.errors import AssetMissingError, BadAudioError, Cancelled, SvcError
 from svc_core.separation.backend import BackendOptions, SeparatorBackend
 from svc_core.utils import ModelCache
 
@@ -111,6 +115,50 @@ def check_model_files(model_file: str, models_dir: Path) -> None:
                     config = entry[model_file]
                     if not (models_dir / config).is_file():
                         raise _missing(config, models_dir, model_file)
+
+
+# Which of a run's tqdm loops walks the model over the audio (the one whose progress is shown;
+# the others only check for a stop): MDX-Net's second loop rebuilds the other stem without
+# the model, VR's first prepares the frequency bands.
+_WORK_LOOP = {"vr_separator": 1}
+
+
+@contextmanager
+def _reporting_chunks(
+    model: Any, on_chunk: Callable[[float | None], None] | None
+) -> Iterator[None]:
+    """audio-separator tells only tqdm how far its chunk loop is (``for i in tqdm(...)`` in
+    each architecture module). For one run, the ``tqdm`` of the running model's module is a
+    plain loop that calls ``on_chunk`` before each chunk: with the fraction done in the loop
+    that runs the model (``_WORK_LOOP``), with None elsewhere (a stop check only), so the
+    stage reports progress within a pass and a cancel (``on_chunk`` raising Cancelled) stops
+    between chunks instead of after the whole song. The worker runs one separation at a time
+    and ``_Loaded.lock`` serialises a model, so swapping the module's name is safe here."""
+    module = sys.modules.get(type(model).__module__) if model is not None else None
+    if on_chunk is None or module is None or not hasattr(module, "tqdm"):
+        yield
+        return
+    report = on_chunk
+    work_loop = _WORK_LOOP.get(module.__name__.rsplit(".", 1)[-1], 0)
+    loops = 0
+
+    def chunks(iterable: Any, *_args: Any, **_kwargs: Any) -> Iterator[Any]:
+        nonlocal loops
+        shown = loops == work_loop
+        loops += 1
+        items = list(iterable)
+        for i, item in enumerate(items):
+            report(i / max(len(items), 1) if shown else None)
+            yield item
+        if shown:
+            report(1.0)
+
+    original = module.tqdm
+    module.tqdm = chunks
+    try:
+        yield
+    finally:
+        module.tqdm = original
 
 
 class AudioSeparatorBackend(SeparatorBackend):
@@ -200,7 +248,13 @@ class AudioSeparatorBackend(SeparatorBackend):
     # -- running ---------------------------------------------------------------------------
 
     def run(
-        self, model_file: str, models_dir: Path, wav: Path, work_dir: Path, options: BackendOptions
+        self,
+        model_file: str,
+        models_dir: Path,
+        wav: Path,
+        work_dir: Path,
+        options: BackendOptions,
+        on_chunk: Callable[[float | None], None] | None = None,
     ) -> dict[str, Path]:
         models_dir = Path(models_dir)
         work_dir = Path(work_dir)
@@ -213,7 +267,10 @@ class AudioSeparatorBackend(SeparatorBackend):
             sep.output_dir = str(work_dir)
             sep.model_instance.output_dir = str(work_dir)
             try:
-                files = sep.separate(str(wav))
+                with _reporting_chunks(sep.model_instance, on_chunk):
+                    files = sep.separate(str(wav))
+            except Cancelled:
+                raise
             except InvalidAudioDataError as exc:
                 raise BadAudioError(f"the audio cannot be separated: {exc}") from exc
             except SystemExit as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,19 @@ class SeparatorBackend(ABC):
 
     @abstractmethod
     def run(
-        self, model_file: str, models_dir: Path, wav: Path, work_dir: Path, options: BackendOptions
+        self,
+        model_file: str,
+        models_dir: Path,
+        wav: Path,
+        work_dir: Path,
+        options: BackendOptions,
+        on_chunk: Callable[[float | None], None] | None = None,
     ) -> dict[str, Path]:
         """Separate ``wav`` with ``model_file`` (a file name inside ``models_dir``).
+
+        ``on_chunk(fraction)`` is called as the model works through the audio (0..1; None:
+        a step without a known fraction); it may raise :class:`~svc_core.errors.Cancelled`,
+        which ends the run between chunks.
 
         Returns:
             Stem name in lower case (``vocals``, ``instrumental``, ``no reverb``, ...) -> a

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -178,8 +178,10 @@ def _run_pass(
     params: SeparationParams,
     *,
     main: bool,
+    on_chunk: Callable[[float | None], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One model over ``audio`` [2, T]. Returns (kept stem, everything else), each [2, T]."""
+    """One model over ``audio`` [2, T]. Returns (kept stem, everything else), each [2, T].
+    ``on_chunk(fraction)``: progress within the pass (it may raise Cancelled)."""
     peak = float(np.max(np.abs(audio)))
     if peak < _SILENT_PEAK:
         # Nothing to separate: a silent mixture has silent stems.
@@ -191,7 +193,7 @@ def _run_pass(
     fed = work_dir / "input.wav"
     sf.write(str(fed), (audio * gain).T, SAMPLE_RATE, subtype="FLOAT")
     stems = get_backend(params.backend).run(
-        spec.filename, models_dir, fed, work_dir / "stems", params.options()
+        spec.filename, models_dir, fed, work_dir / "stems", params.options(), on_chunk
     )
     frames = audio.shape[1]
     keep_name = next((k for k in spec.keep if k in stems), None)
@@ -239,9 +241,8 @@ def separate(
         out_dir: where the stems go (created).
         params: models and settings.
         models_dir: folder holding the model files and their sidecars.
-        progress: ``progress("separate", fraction)``; per pass (audio-separator reports no
-            finer progress).
-        should_stop: checked between passes; raises Cancelled.
+        progress: ``progress("separate", fraction)``, per chunk of each pass.
+        should_stop: checked between chunks and passes; raises Cancelled.
 
     Raises:
         AssetMissingError: a model or sidecar file is not installed (names the command).
@@ -284,11 +285,16 @@ def separate(
             report(0.05 + 0.85 * done / max(n_passes, 1))
             check_stop(should_stop)
 
+        def _chunk(fraction: float | None) -> None:  # within the pass under way
+            if fraction is not None:
+                report(0.05 + 0.85 * (done + fraction) / max(n_passes, 1))
+            check_stop(should_stop)
+
         stems: dict[str, np.ndarray] = {}
         if main_spec is not None:
             check_stop(should_stop)
             vocals, instrumental = _run_pass(
-                main_spec, mixture, models_dir, work / "main", params, main=True
+                main_spec, mixture, models_dir, work / "main", params, main=True, on_chunk=_chunk
             )
             stems["instrumental"] = instrumental
             _step()
@@ -297,7 +303,13 @@ def separate(
         if second_spec is not None:
             check_stop(should_stop)
             cleaned, residual = _run_pass(
-                second_spec, vocals, models_dir, work / "second", params, main=False
+                second_spec,
+                vocals,
+                models_dir,
+                work / "second",
+                params,
+                main=False,
+                on_chunk=_chunk,
             )
             stems["vocals_before_second_pass"] = vocals
             stems[second_spec.other] = residual

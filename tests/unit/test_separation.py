@@ -284,3 +284,40 @@ def test_cli_separate(models_dir, song, tmp_path):
     assert _read(out / "vocals.wav").shape == mix.shape
     res = CliRunner().invoke(separate_cmd, [str(src), str(out), "--models-dir", str(tmp_path)])
     assert res.exit_code == 1 and "svc-studio assets pull mdx-voc-ft" in res.output
+
+
+def test_progress_within_a_pass_and_a_cancel_between_its_chunks(models_dir, tmp_path):
+    """audio-separator reports its chunk loop only to tqdm; the backend turns it into progress
+    within the pass and a stop check between chunks (a cancel once waited for the whole
+    song)."""
+    n = 20 * SR
+    mix = np.stack([_tone(VOICE_HZ, n, 0.2) + _tone(INSTRUMENT_HZ, n, 0.2)] * 2)
+    src = tmp_path / "long.wav"
+    sf.write(src, mix.T, SR, subtype="FLOAT")
+    params = SeparationParams(model="tiny_vocals.onnx")
+    seen: list[float] = []
+    separate(src, tmp_path / "o", params, models_dir, progress=lambda _s, f: seen.append(f))
+    inside = sorted({f for f in seen if 0.05 < f < 0.9})
+    assert len(inside) >= 3, seen  # chunk by chunk, not only per pass
+    assert seen == sorted(seen)
+
+    reports: list[float] = []
+
+    def stop_after_two_chunks() -> bool:
+        return len([f for f in reports if 0.05 < f < 0.9]) >= 2
+
+    with pytest.raises(Cancelled):
+        separate(
+            src,
+            tmp_path / "c",
+            params,
+            models_dir,
+            progress=lambda _s, f: reports.append(f),
+            should_stop=stop_after_two_chunks,
+        )
+    assert max(reports) < 0.9  # stopped inside the pass, not after it
+    assert not list((tmp_path / "c").glob("*.wav"))
+    # the model's module has its own tqdm back
+    import audio_separator.separator.architectures.mdx_separator as mdx
+
+    assert mdx.tqdm.__module__.startswith("tqdm")
