@@ -110,6 +110,15 @@ export function alertBox(kind, title, text) {
   );
 }
 
+/** A refused request in words; a refusal for missing models links to the Models page. */
+export function requestError(title, err) {
+  const box = alertBox('error', title, err.message);
+  if (err.status === 409 && /Models page/.test(err.message || '')) {
+    box.append(' ', h('a', { href: '#/models', id: 'models-link' }, 'Open the Models page'));
+  }
+  return box;
+}
+
 export const badge = (text) => h(`span.badge.${String(text).replace(/\W/g, '')}`, text);
 
 /** A definition list of a flat or nested object (report sections of unknown shape). */

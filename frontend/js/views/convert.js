@@ -2,7 +2,7 @@
 // user's earlier conversions.
 
 import { get, upload } from '../api.js';
-import { alertBox, badge, busy, checkbox, clear, field, fmtTime, h, jobSummary, select } from '../ui.js';
+import { alertBox, badge, busy, checkbox, clear, field, fmtTime, h, jobSummary, requestError, select } from '../ui.js';
 import { dropzone, uploadQueue } from '../upload.js';
 import { F0_METHODS } from './voice.js';
 
@@ -154,6 +154,7 @@ export async function render(main, _params, ctx) {
           item.set('ready', 'Uploaded. ', [h('a', { href: `#/conversions/${conv.id}` }, 'Follow the conversion')]);
         } catch (err) {
           item.set('failed', `Upload failed: ${err.message}`);
+          if (err.status === 409) errors.append(requestError(`Could not convert ${file.name}`, err));
         }
       }
       if (made.length === 1 && todo.length === 1 && ctx.isCurrent()) ctx.navigate(`#/conversions/${made[0].id}`);

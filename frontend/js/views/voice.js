@@ -16,6 +16,7 @@ import {
   fmtNum,
   fmtPct,
   h,
+  requestError,
   select,
   startsText,
   toast,
@@ -326,7 +327,7 @@ export async function render(main, [voiceId], ctx) {
         showTrainJob(job);
         refresh();
       } catch (err) {
-        trainErrors.append(alertBox('error', 'Could not start training', err.message));
+        trainErrors.append(requestError('Could not start training', err));
         trainErrorAt = readyTracks();
       }
     });
