@@ -195,7 +195,15 @@ def convert_vocals(
             time.monotonic() - t0,
         )
     report("convert", 0.0)
-    f0 = extract_f0(mono, sr, f0_params)
+    # the pitch of the whole song comes first (auto-transpose needs all of it): its progress
+    # is the first tenth of the stage
+    f0 = extract_f0(
+        mono,
+        sr,
+        f0_params,
+        progress=lambda f: report("convert", 0.1 * f),
+        should_stop=should_stop,
+    )
     check_stop(should_stop)
     report("convert", 0.1)
     fit = None

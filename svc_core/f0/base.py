@@ -158,6 +158,35 @@ def _to_grid(f0: np.ndarray, t0_s: float, step_s: float, n: int, hop_s: float) -
     return out
 
 
+def _in_segments(
+    extractor: F0Extractor,
+    mono: np.ndarray,
+    sr: int,
+    p: F0Params,
+    n: int,
+    progress: Callable[[float], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> np.ndarray:
+    """The raw F0 of ``mono`` piece by piece on the global hop grid (see extract_f0)."""
+    from svc_core.progress import check_stop
+
+    per = max(1, int(round(SEGMENT_S / p.hop_s)))
+    starts = list(range(0, n, per))
+    f0 = np.zeros(n)
+    for i, k_lo in enumerate(starts):
+        check_stop(should_stop)
+        k_hi = min(n, k_lo + per)
+        a = max(0, int(round((k_lo * p.hop_s - SEGMENT_CONTEXT_S) * sr)))
+        b = min(len(mono), int(round((k_hi * p.hop_s + SEGMENT_CONTEXT_S) * sr)))
+        raw, t0, step = extractor.compute(mono[a:b], sr, p)
+        # the piece's times are relative to sample a: shift them onto frames k_lo..k_hi
+        offset = a / sr + t0 - k_lo * p.hop_s
+        f0[k_lo:k_hi] = _to_grid(np.nan_to_num(raw, nan=0.0), offset, step, k_hi - k_lo, p.hop_s)
+        if progress is not None:
+            progress((i + 1) / len(starts))
+    return f0
+
+
 def frame_rms_db(
     mono: np.ndarray, sr: int, n: int, hop_s: float, win_s: float = 0.05
 ) -> np.ndarray:
@@ -189,8 +218,26 @@ def median_within_voiced(f0: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def extract_f0(audio: np.ndarray, sr: int, params: F0Params | None = None) -> np.ndarray:
+# Long audio whose caller follows progress is tracked in pieces of this length, each with
+# this much context on both sides (every method's window is well under a second)
+SEGMENT_S = 30.0
+SEGMENT_CONTEXT_S = 1.0
+
+
+def extract_f0(
+    audio: np.ndarray,
+    sr: int,
+    params: F0Params | None = None,
+    *,
+    progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """F0 of ``audio`` (``[C, T]`` or ``[T]``; channels averaged) on the hop grid.
+
+    With ``progress`` or ``should_stop``, audio longer than two :data:`SEGMENT_S` is tracked
+    in 30-s pieces (each with a second of context either side, kept only for its own frames):
+    ``progress(fraction)`` after each, ``should_stop`` checked before each (raises
+    Cancelled). A whole song no longer sits at "0 %" until its pitch is done.
 
     Returns:
         ``[n_frames(T, sr, hop_s)]`` float32 Hz, 0 for unvoiced frames.
@@ -206,8 +253,13 @@ def extract_f0(audio: np.ndarray, sr: int, params: F0Params | None = None) -> np
     if not np.isfinite(mono).all():
         raise BadAudioError("cannot extract F0: the audio contains NaN or infinite samples")
     n = n_frames(len(mono), sr, p.hop_s)
-    raw, t0, step = get_extractor(p.method).compute(mono, sr, p)
-    f0 = _to_grid(np.nan_to_num(raw, nan=0.0), t0, step, n, p.hop_s)
+    extractor = get_extractor(p.method)
+    followed = progress is not None or should_stop is not None
+    if not followed or len(mono) <= 2 * SEGMENT_S * sr:
+        raw, t0, step = extractor.compute(mono, sr, p)
+        f0 = _to_grid(np.nan_to_num(raw, nan=0.0), t0, step, n, p.hop_s)
+    else:
+        f0 = _in_segments(extractor, mono, sr, p, n, progress, should_stop)
     f0[(f0 < p.f0_min) | (f0 > p.f0_max)] = 0.0
     if p.silence_db is not None:
         f0[frame_rms_db(mono, sr, n, p.hop_s) < p.silence_db] = 0.0

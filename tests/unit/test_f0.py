@@ -251,3 +251,31 @@ def test_fcpe_is_the_cpu_default_and_loads_from_its_wheel():
     assert recommended_method(False) == "fcpe" and recommended_method(True) == "crepe-full"
     f0 = extract_f0(vibrato_tone(330.0)[0], SR, F0Params(method="fcpe", device="cpu"))
     assert np.median(f0[f0 > 0]) == pytest.approx(330.0, rel=0.03)
+
+
+def test_long_audio_followed_by_a_caller_is_tracked_in_pieces_with_the_same_result():
+    """A whole song's pitch reports progress piece by piece and can be cancelled between
+    pieces; the stitched curve is the one-piece curve (context on both sides of each piece)."""
+    from svc_core.errors import Cancelled
+    from svc_core.f0.base import SEGMENT_S
+
+    sr = 16000
+    seconds = 2.2 * SEGMENT_S + 0.37  # three pieces, the last a short one
+    t = np.arange(int(seconds * sr)) / sr
+    hz = 220.0 * 2 ** (0.5 * np.sin(2 * np.pi * 0.3 * t))  # a slow glide over an octave
+    y = (0.3 * np.sin(2 * np.pi * np.cumsum(hz) / sr)).astype(np.float32)
+    y[int(20.5 * sr) : int(21.5 * sr)] = 0.0  # a rest near a piece boundary
+    params = F0Params(method="dio", hop_s=0.01)
+    whole = extract_f0(y, sr, params)
+    seen: list[float] = []
+    pieces = extract_f0(y, sr, params, progress=seen.append)
+    assert seen == [pytest.approx(1 / 3), pytest.approx(2 / 3), 1.0]
+    assert pieces.shape == whole.shape
+    voiced = (whole > 0) & (pieces > 0)
+    assert ((whole > 0) == (pieces > 0)).mean() > 0.999
+    cents = 1200 * np.abs(np.log2(pieces[voiced] / whole[voiced]))
+    assert np.percentile(cents, 99.9) < 5.0
+    calls = []
+    with pytest.raises(Cancelled):
+        extract_f0(y, sr, params, should_stop=lambda: calls.append(1) or len(calls) > 1)
+    assert len(calls) == 2  # stopped before the second piece
