@@ -20,6 +20,7 @@ from svc_core.audio.dsp import loudness_lufs, peak_dbfs, to_mono
 from svc_core.errors import BadAudioError
 from svc_core.f0.base import F0Params, extract_f0
 from svc_core.f0.pitch import f0_accuracy
+from svc_core.progress import ProgressFn, StopFn, check_stop
 from svc_core.speaker import SpeakerParams, cosine, speaker_embedding
 
 # Verdict thresholds (Resemblyzer cosine): the published systems above sit at 0.73-0.74.
@@ -75,6 +76,8 @@ def quality_report(
     transpose_semitones: float = 0.0,
     f0: F0Params | None = None,
     speaker: SpeakerParams | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
 ) -> QualityReport:
     """Compare converted vocals with the target voice and the source performance.
 
@@ -86,7 +89,10 @@ def quality_report(
             the target is then not measured.
         transpose_semitones: the shift applied in conversion; the melody is compared after it.
         f0: how to extract F0 from both (the voice's method).
+        progress: ``progress("report", fraction)``: the embeddings, then each song's pitch.
+        should_stop: checked between the steps (and the pitch pieces); raises Cancelled.
     """
+    report_ = progress or (lambda _s, _f: None)
     f0 = f0 or F0Params()
     speaker = speaker or SpeakerParams()
     conv = to_mono(np.asarray(converted, np.float32))
@@ -101,8 +107,22 @@ def quality_report(
     if conv_emb is not None and src_emb is not None:
         sim_source = cosine(conv_emb, src_emb)
     pitch = None
-    f_conv = extract_f0(conv, converted_sr, f0)
-    f_src = extract_f0(src, source_sr, f0) * np.float32(2.0 ** (transpose_semitones / 12.0))
+    check_stop(should_stop)
+    report_("report", 0.3)
+    f_conv = extract_f0(
+        conv,
+        converted_sr,
+        f0,
+        progress=lambda f: report_("report", 0.3 + 0.35 * f),
+        should_stop=should_stop,
+    )
+    f_src = extract_f0(
+        src,
+        source_sr,
+        f0,
+        progress=lambda f: report_("report", 0.65 + 0.35 * f),
+        should_stop=should_stop,
+    ) * np.float32(2.0 ** (transpose_semitones / 12.0))
     if (f_src > 0).any():
         pitch = f0_accuracy(f_conv, f_src).to_dict()
     report = QualityReport(

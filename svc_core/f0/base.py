@@ -18,6 +18,7 @@ import numpy as np
 
 from svc_core.audio.dsp import to_mono
 from svc_core.errors import BadAudioError, BadInputError
+from svc_core.progress import check_stop
 from svc_core.utils import LazyRegistry, ModelCache
 
 # name -> "module:Class"; modules are imported on first use (torch, pyworld, parselmouth are heavy).
@@ -168,8 +169,6 @@ def _in_segments(
     should_stop: Callable[[], bool] | None,
 ) -> np.ndarray:
     """The raw F0 of ``mono`` piece by piece on the global hop grid (see extract_f0)."""
-    from svc_core.progress import check_stop
-
     per = max(1, int(round(SEGMENT_S / p.hop_s)))
     starts = list(range(0, n, per))
     f0 = np.zeros(n)
@@ -256,8 +255,11 @@ def extract_f0(
     extractor = get_extractor(p.method)
     followed = progress is not None or should_stop is not None
     if not followed or len(mono) <= 2 * SEGMENT_S * sr:
+        check_stop(should_stop)
         raw, t0, step = extractor.compute(mono, sr, p)
         f0 = _to_grid(np.nan_to_num(raw, nan=0.0), t0, step, n, p.hop_s)
+        if progress is not None:
+            progress(1.0)
     else:
         f0 = _in_segments(extractor, mono, sr, p, n, progress, should_stop)
     f0[(f0 < p.f0_min) | (f0 > p.f0_max)] = 0.0

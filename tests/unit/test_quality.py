@@ -54,8 +54,19 @@ def test_pitch_follows_transposed_melody_and_octave_errors_are_named(voices):
     target = speaker_embedding(a[0], sr)
     src = synth.tone(220.0, 3.0, sr=sr, amp=0.3, harmonics=6, vibrato_hz=5, vibrato_cents=40)
     up = synth.tone(440.0, 3.0, sr=sr, amp=0.3, harmonics=6, vibrato_hz=5, vibrato_cents=40)
-    ok = quality_report(up, sr, src, sr, target, transpose_semitones=12, f0=HARVEST)
+    seen: list[float] = []
+    ok = quality_report(
+        up,
+        sr,
+        src,
+        sr,
+        target,
+        transpose_semitones=12,
+        f0=HARVEST,
+        progress=lambda _s, f: seen.append(f),
+    )
     assert ok.pitch["raw_pitch_accuracy"] > 0.9
+    assert seen[0] == 0.3 and seen[-1] == 1.0 and seen == sorted(seen)  # step by step
     assert any("Follows the melody" in v for v in ok.verdicts)
     wrong = quality_report(up, sr, src, sr, target, transpose_semitones=0, f0=HARVEST)
     assert wrong.pitch["raw_pitch_accuracy"] < 0.1 and wrong.pitch["octave_errors"] > 0.8

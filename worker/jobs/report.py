@@ -49,6 +49,8 @@ def run(rt: Runtime, h: JobHandle) -> None:
             with_speaker=False,
             f0_method=options.f0_method,
         ).f0,
+        progress=h.sub_progress("report", 0.3, 0.95),
+        should_stop=h.should_stop,
     )
     verdicts = list(q.verdicts)
     fit = (report.get("transpose") or {}).get("fit")
