@@ -144,20 +144,35 @@ export function peaks(buffer, columns) {
   return out;
 }
 
+// a quiet recording is drawn scaled up to fill the height (at most this much, so that near
+// silence stays flat), and says so: a -30 dBFS vocal once looked like an empty file
+const MAX_WAVE_GAIN = 40;
+
 function drawPeaks(canvas, pk, position) {
   const [ctx, w, hgt] = setup(canvas);
   const cols = pk.length / 2;
   const mid = hgt / 2;
   const played = position == null ? -1 : position * w;
+  let peak = 0;
+  for (const v of pk) peak = Math.max(peak, Math.abs(v));
+  const gain = peak > 0 ? Math.min(MAX_WAVE_GAIN, Math.max(1, 1 / peak)) : 1;
+  canvas.dataset.gain = gain.toFixed(2);
   for (let i = 0; i < cols; i++) {
     const x = (i / cols) * w;
     ctx.fillStyle = x <= played ? css('--accent') : css('--wave');
     ctx.globalAlpha = x <= played ? 1 : 0.75;
-    const top = mid - pk[2 * i + 1] * mid * 0.95;
-    const bot = mid - pk[2 * i] * mid * 0.95;
+    const top = mid - Math.min(1, pk[2 * i + 1] * gain) * mid * 0.95;
+    const bot = mid - Math.max(-1, pk[2 * i] * gain) * mid * 0.95;
     ctx.fillRect(x, top, Math.max(1, w / cols), Math.max(1, bot - top));
   }
   ctx.globalAlpha = 1;
+  if (gain >= 2) {
+    ctx.fillStyle = css('--muted');
+    ctx.textAlign = 'right';
+    ctx.textBaseline = 'top';
+    ctx.fillText(`quiet: drawn ×${Math.round(gain)}`, w - 4, 3);
+    ctx.textAlign = 'left';
+  }
   if (position != null) {
     ctx.fillStyle = css('--text');
     ctx.fillRect(Math.min(w - 1, played), 0, 1, hgt);

@@ -257,6 +257,12 @@ export function jobView(job, { onCancel, onRetry, title } = {}) {
   return { el, update, extra, get job() { return current; } };
 }
 
+/** A form field over two grid columns (its control's text is long: the F0 methods). */
+export function wide(el) {
+  el.classList.add('wide');
+  return el;
+}
+
 /** A labelled form field. */
 export function field(label, control, hint) {
   const id = control.id || uid('f');

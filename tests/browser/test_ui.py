@@ -615,6 +615,10 @@ def test_full_journey_train_convert_listen_download(open_session, stack, tmp_pat
     page.locator("#quality").wait_for()
     for pid in ("play-mix", "play-vocals", "play-original"):
         page.wait_for_selector(f'[data-player="{pid}"] canvas.wave[data-state=ready]')
+        page.wait_for_function(INKED, arg=f'[data-player="{pid}"] canvas.wave')
+    # a quiet take is drawn scaled up (and says so) rather than as an empty line
+    gain = page.locator('[data-player="play-vocals"] canvas.wave').get_attribute("data-gain")
+    assert gain is not None and 1.0 <= float(gain) <= 40.0
     ab = page.locator("#ab")
     ab.get_by_role("button", name="Original song").click()
     assert ab.get_by_role("button", name="Original song").get_attribute("aria-pressed") == "true"

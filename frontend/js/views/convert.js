@@ -2,7 +2,7 @@
 // user's earlier conversions.
 
 import { get, upload } from '../api.js';
-import { alertBox, badge, busy, checkbox, clear, field, fmtTime, h, jobSummary, requestError, select } from '../ui.js';
+import { alertBox, badge, busy, checkbox, clear, field, fmtTime, h, jobSummary, requestError, select, wide } from '../ui.js';
 import { dropzone, uploadQueue } from '../upload.js';
 import { F0_METHODS } from './voice.js';
 
@@ -105,7 +105,7 @@ export async function render(main, _params, ctx) {
     h('div.full', vocalsOnly.el),
     field('Transpose (semitones)', transpose, '(+12 = one octave up)'),
     h('div.field', auto.el),
-    field('Pitch (F0) method', f0),
+    wide(field('Pitch (F0) method', f0)),
     retrieval.el,
     protect.el,
     envelope.el,

@@ -20,6 +20,7 @@ import {
   select,
   startsText,
   toast,
+  wide,
 } from '../ui.js';
 import { jobPanel } from '../jobpanel.js';
 import { dropzone, uploadQueue } from '../upload.js';
@@ -265,7 +266,7 @@ export async function render(main, [voiceId], ctx) {
     'form.fields',
     { 'aria-label': 'Training settings' },
     field('Model size', config),
-    field('Pitch (F0) method', f0, '(reused when converting)'),
+    wide(field('Pitch (F0) method', f0, '(reused when converting)')),
     field('Stop after epochs', maxEpochs, lastRun('max_epochs', '(optional)')),
     h(
       'details.full',
