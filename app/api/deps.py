@@ -106,7 +106,6 @@ def get_optional_user(request: Request, settings: SettingsDep) -> User | None:
                     "Set-Cookie": f"{COOKIE_NAME}=; Max-Age=0; Path=/; HttpOnly; SameSite=strict",
                 },
             )
-    request.state.via_cookie = cookie is not None
     return user
 
 

@@ -140,7 +140,7 @@ async def import_model(
     field ``file``. It is checked against the published hash (or size) and recorded; a file
     that does not match is refused (400) and nothing is installed."""
     from svc_core import assets
-    from svc_core.errors import AssetHashError, AssetMissingError, SvcError
+    from svc_core.errors import AssetMissingError, SvcError
 
     try:
         asset = assets.get_asset(name)
@@ -162,9 +162,7 @@ async def import_model(
         up = parsed.files[0]
         try:
             await run_in_threadpool(assets.import_file, name, up.tmp_path, settings.models_dir)
-        except AssetHashError as exc:
-            raise HTTPException(400, str(exc)) from exc
-        except SvcError as exc:
+        except SvcError as exc:  # AssetHashError included: not the published file
             raise HTTPException(400, str(exc)) from exc
     finally:
         parsed.cleanup()
