@@ -54,6 +54,7 @@ export function drawLossCurve(canvas, curve, shown) {
   const pad = { l: 48, r: 12, t: 12, b: 28 };
   const pts = (curve || []).filter((p) => Number.isFinite(p.step));
   const series = LOSS_SERIES.filter((s) => (!shown || shown.has(s.key)) && pts.some((p) => Number.isFinite(p[s.key])));
+  canvas.dataset.series = series.map((s) => s.key).join(',');
   ctx.fillStyle = css('--muted');
   if (!pts.length || !series.length) {
     ctx.fillText('Waiting for the first training steps…', pad.l, hgt / 2);

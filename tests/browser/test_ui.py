@@ -583,6 +583,13 @@ def test_full_journey_train_convert_listen_download(open_session, stack, tmp_pat
         assert rep["range"]["low_note"] in label and "?" not in label
     for sel in ("#loss-chart", "#pitch-histogram"):  # the pictures are drawn, not blank
         page.wait_for_function(INKED, arg=sel)
+    # the total loss (several times the mel losses) is off at first and can be shown
+    assert "total" not in chart.get_attribute("data-series").split(",")
+    assert "mel" in chart.get_attribute("data-series").split(",")
+    page.locator('#train-job input[data-series="total"]').check()
+    page.wait_for_function(
+        "() => document.querySelector('#loss-chart').dataset.series.split(',').includes('total')"
+    )
     with page.expect_download() as dl:
         page.locator("#outputs a[data-kind=spk]").click()
     spk = dl.value
