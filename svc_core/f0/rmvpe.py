@@ -11,6 +11,13 @@ Front end: 16 kHz, log-mel with 128 bands (30-8000 Hz, HTK mel, Slaney-normalise
 1024-point Hann STFT magnitude every 160 samples (10 ms). Output: 360 salience bins, 20 cents
 apart from 1997.38 cents above 10 Hz (≈ 31.7 Hz); F0 = local weighted average of the 9 bins
 around the peak; unvoiced where the peak salience is at or below the threshold (0.03).
+
+Octave guard: on high notes (from ~800 Hz) RMVPE is known to report the octave below (its
+training sets have few such notes). Such a frame's spectrum has no energy at the reported
+F0's odd multiples — a note at 2f has partials at 2f, 4f, … only — so
+:func:`octave_guard` doubles the estimate where the odd multiples are more than 20 dB below
+the even ones, using the STFT the front end computed anyway. A true note at f keeps its
+fundamental and third partial and is left alone.
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ N_MELS = 128
 N_BINS = 360
 DEFAULT_THRESHOLD = 0.03
 CENTS_OFFSET = 1997.3794084376191  # cents above 10 Hz of bin 0
+MAX_F0 = 10.0 * 2.0 ** ((CENTS_OFFSET + 20.0 * (N_BINS - 1)) / 1200.0)  # top bin, ≈ 2006 Hz
+N_FFT = 1024
+# Octave guard: reported F0 from which an octave-down error is looked for (the true note
+# would be from 2 x this), and how far (amplitude ratio) the odd multiples of the reported
+# F0 must lie below the even ones for the note to be taken an octave up
+OCTAVE_GUARD_MIN_HZ = 400.0
+OCTAVE_GUARD_RATIO = 0.1
 PULL_HINT = "svc-studio assets pull rmvpe"
 # Frames per forward pass, and context frames on each side that are computed and dropped:
 # bounds memory on long songs while the GRU still sees the surrounding phrase.
@@ -246,6 +260,66 @@ def salience_to_f0(salience: np.ndarray, threshold: float = DEFAULT_THRESHOLD) -
     return f0
 
 
+def _harmonic_peaks(mag: np.ndarray, bin_hz: float, freqs: np.ndarray) -> np.ndarray:
+    """Largest magnitude within ±3 % (at least ±1.5 bins) of ``freqs [N]`` in each frame of
+    ``mag [F, N]``; NaN where the band passes the top of the spectrum."""
+    n_bins, n = mag.shape
+    half = np.maximum(0.03 * freqs / bin_hz, 1.5)
+    lo = np.floor(freqs / bin_hz - half).astype(np.int64)
+    hi = np.ceil(freqs / bin_hz + half).astype(np.int64)
+    width = int((hi - lo).max(initial=0)) + 1
+    idx = lo[:, None] + np.arange(width)[None, :]  # [N, W]
+    inside = (idx <= hi[:, None]) & (idx >= 0) & (idx < n_bins)
+    vals = mag[np.clip(idx, 0, n_bins - 1), np.arange(n)[:, None]]
+    peak = np.where(inside, vals, 0.0).max(axis=1)
+    return np.where(hi < n_bins, peak, np.nan)
+
+
+def octave_guard(
+    mag: np.ndarray,
+    bin_hz: float,
+    f0: np.ndarray,
+    *,
+    min_hz: float = OCTAVE_GUARD_MIN_HZ,
+    max_hz: float = MAX_F0,
+    ratio: float = OCTAVE_GUARD_RATIO,
+) -> np.ndarray:
+    """Undo octave-down errors on high notes: ``f0 [N]`` with the frames doubled whose
+    spectrum (``mag [F, N]``, magnitude, bins ``bin_hz`` apart, frame-aligned with ``f0``)
+    shows a note at twice the estimate.
+
+    A voiced frame with ``min_hz <= f0`` and ``2 f0 <= max_hz`` is checked: the peaks at the
+    estimate's odd multiples (1 and 3) against those at its even ones (2 and 4). Where the
+    odd ones are below ``ratio`` times the even ones, and the even ones stand clear of the
+    frame's median level (not breath noise), the true note is ``2 f0``. Single flagged or
+    unflagged frames inside a run are outvoted by their neighbours (a 5-frame majority), so
+    a note is not split between octaves.
+    """
+    f = np.asarray(f0, dtype=np.float64)
+    out = f.copy()
+    mag = np.asarray(mag, dtype=np.float64)
+    n = min(len(f), mag.shape[1])
+    if n == 0:
+        return out
+    f, mag = f[:n], mag[:, :n]
+    check = (f >= min_hz) & (2.0 * f <= max_hz)
+    if not check.any():
+        return out
+    safe = np.where(check, f, min_hz)
+    peaks = np.stack([_harmonic_peaks(mag, bin_hz, k * safe) for k in (1, 2, 3, 4)])
+    odd = np.fmax(peaks[0], peaks[2])  # NaN only where both lie past the top
+    even = np.fmax(peaks[1], peaks[3])
+    floor = np.median(mag, axis=0)
+    with np.errstate(invalid="ignore"):
+        flag = check & (odd < ratio * even) & (even > 4.0 * floor)
+    # majority of the checked frames among each frame and its two neighbours each side
+    votes = np.convolve(flag.astype(float), np.ones(5), mode="same")
+    counted = np.convolve(check.astype(float), np.ones(5), mode="same")
+    flag = check & (votes * 2 > counted)
+    out[:n][flag] *= 2.0
+    return out
+
+
 class Rmvpe(F0Extractor):
     """RMVPE; needs ``F0Params.weights_path`` (the ``rmvpe`` asset)."""
 
@@ -256,21 +330,22 @@ class Rmvpe(F0Extractor):
         return self._cached(key, lambda: load_rmvpe(path, device))
 
     def _log_mel(self, x, device: str):
-        """``[T]`` float tensor at 16 kHz → ``[N, 128]`` log-mel, ``N = 1 + T // 160``."""
+        """``[T]`` float tensor at 16 kHz → ``([N, 128]`` log-mel, ``[513, N]`` STFT
+        magnitude), ``N = 1 + T // 160``."""
         import librosa
         import torch
 
         def mel_and_window():
             fb = librosa.filters.mel(
-                sr=RMVPE_SR, n_fft=1024, n_mels=N_MELS, fmin=30, fmax=8000, htk=True
+                sr=RMVPE_SR, n_fft=N_FFT, n_mels=N_MELS, fmin=30, fmax=8000, htk=True
             )
-            return torch.from_numpy(fb).float().to(device), torch.hann_window(1024).to(device)
+            return torch.from_numpy(fb).float().to(device), torch.hann_window(N_FFT).to(device)
 
         fb, window = self._cached(("mel", device), mel_and_window)
         spec = torch.stft(
-            x, 1024, RMVPE_HOP, 1024, window, center=True, pad_mode="reflect", return_complex=True
+            x, N_FFT, RMVPE_HOP, N_FFT, window, center=True, pad_mode="reflect", return_complex=True
         ).abs()
-        return torch.log(torch.clamp(fb @ spec, min=1e-5)).T
+        return torch.log(torch.clamp(fb @ spec, min=1e-5)).T, spec
 
     def compute(
         self, audio: np.ndarray, sr: int, params: F0Params
@@ -289,7 +364,7 @@ class Rmvpe(F0Extractor):
         x = torch.from_numpy(np.ascontiguousarray(y)).to(device)
         out = []
         with torch.inference_mode():
-            mel = self._log_mel(x, device)  # [N, 128]
+            mel, spec = self._log_mel(x, device)  # [N, 128], [513, N]
             n = mel.shape[0]
             for a in range(0, n, _CHUNK_FRAMES):
                 lo, hi = max(0, a - _CONTEXT_FRAMES), min(n, a + _CHUNK_FRAMES + _CONTEXT_FRAMES)
@@ -302,4 +377,6 @@ class Rmvpe(F0Extractor):
                 out.append(sal[a - lo : a - lo + min(_CHUNK_FRAMES, n - a)].float().cpu())
         salience = torch.cat(out).numpy()
         thr = DEFAULT_THRESHOLD if params.voicing_threshold is None else params.voicing_threshold
-        return salience_to_f0(salience, thr), 0.0, RMVPE_HOP / RMVPE_SR
+        f0 = salience_to_f0(salience, thr)
+        f0 = octave_guard(spec.float().cpu().numpy(), RMVPE_SR / N_FFT, f0)
+        return f0, 0.0, RMVPE_HOP / RMVPE_SR

@@ -228,6 +228,81 @@ def test_rmvpe_salience_decoding():
     assert f0[3] == 0.0
 
 
+def _rmvpe_spectrum(audio16k: np.ndarray) -> np.ndarray:
+    """The STFT magnitude RMVPE's front end computes (``[513, N]``)."""
+    import torch
+
+    from svc_core.f0.rmvpe import Rmvpe
+
+    x = torch.from_numpy(np.ascontiguousarray(audio16k, dtype=np.float32))
+    return Rmvpe()._log_mel(x, "cpu")[1].numpy()
+
+
+@pytest.mark.parametrize(
+    ("note", "harmonics", "reported", "expected"),
+    [
+        (1200.0, 4, 600.0, 1200.0),  # RMVPE's error on a high note: doubled
+        (1200.0, 1, 600.0, 1200.0),  # a pure high sine too
+        (900.0, 3, 450.0, 900.0),
+        (900.0, 3, 900.0, 900.0),  # right already: odd partials present, left alone
+        (600.0, 4, 600.0, 600.0),  # a true 600-Hz note keeps its fundamental
+        (1500.0, 3, 1500.0, 1500.0),  # above the checked range: untouched
+        (300.0, 4, 300.0, 300.0),  # low notes are not checked
+    ],
+)
+def test_rmvpe_octave_guard_on_tones(note, harmonics, reported, expected):
+    from svc_core.f0.rmvpe import N_FFT, RMVPE_SR, octave_guard
+
+    audio = tone(note, 1.0, RMVPE_SR, harmonics=harmonics, vibrato_hz=5.5, vibrato_cents=40)
+    mag = _rmvpe_spectrum(audio)
+    f0 = np.full(mag.shape[1], reported)
+    f0[:5] = 0.0  # unvoiced frames stay unvoiced
+    out = octave_guard(mag, RMVPE_SR / N_FFT, f0)
+    assert np.all(out[:5] == 0.0)
+    # the vibrato's own ±40 cents are in the tone, not in the constant "estimate"
+    assert np.all(out[10:-10] == expected)
+
+
+def test_rmvpe_octave_guard_leaves_noise_and_short_blips():
+    from svc_core.f0.rmvpe import N_FFT, RMVPE_SR, octave_guard
+
+    hiss = noise(1.0, RMVPE_SR, amp=0.1, seed=3)
+    mag = _rmvpe_spectrum(hiss)
+    f0 = np.full(mag.shape[1], 500.0)
+    assert np.array_equal(octave_guard(mag, RMVPE_SR / N_FFT, f0), f0)
+    # one odd frame inside a note is outvoted by its neighbours, either way
+    hi = _rmvpe_spectrum(tone(1200.0, 1.0, RMVPE_SR, harmonics=3))
+    lo = _rmvpe_spectrum(tone(600.0, 1.0, RMVPE_SR, harmonics=4))
+    f0 = np.full(hi.shape[1], 600.0)
+    mixed = hi.copy()
+    mixed[:, 50] = lo[:, 50]
+    assert np.all(octave_guard(mixed, RMVPE_SR / N_FFT, f0)[3:-3] == 1200.0)
+    mixed = lo.copy()
+    mixed[:, 50] = hi[:, 50]
+    assert np.array_equal(octave_guard(mixed, RMVPE_SR / N_FFT, f0), f0)
+    assert octave_guard(hi[:, :0], RMVPE_SR / N_FFT, f0[:0]).shape == (0,)
+
+
+def test_rmvpe_applies_the_octave_guard(tmp_path, monkeypatch):
+    """The extractor runs the guard on its network's estimate: a network that reports the
+    octave below a 1.2-kHz note (RMVPE's known error) comes out right."""
+    import torch
+
+    from svc_core.f0 import rmvpe
+
+    torch.manual_seed(0)
+    net = rmvpe._build_network(
+        en_out=2, n_blocks=1, levels=2, inter_layers=1, n_gru=1, gru_hidden=8
+    )
+    path = tmp_path / "rmvpe.pt"
+    torch.save(net.state_dict(), path)
+    # stand in for the trained network's salience decoding: an octave-down estimate
+    monkeypatch.setattr(rmvpe, "salience_to_f0", lambda sal, thr: np.full(len(sal), 600.0))
+    params = F0Params(method="rmvpe", weights_path=str(path), device="cpu", f0_max=1500.0)
+    f0 = extract_f0(tone(1200.0, 1.0, SR, harmonics=4), SR, params)
+    assert np.median(f0[f0 > 0]) == pytest.approx(1200.0)
+
+
 def test_f0_command(tmp_path):
     from click.testing import CliRunner
 
