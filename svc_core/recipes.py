@@ -448,15 +448,19 @@ def missing_for_conversion(
     f0_method: str | None = None,
     separation_model: str | None = None,
     separate: bool = True,
+    dereverb: bool = False,
 ) -> list[str]:
     """The models converting into a voice with ``features`` (its stored settings) needs that
     ``models_dir`` lacks: the voice's content encoders, RMVPE weights when used, the
-    separation model unless the song is vocals-only."""
+    separation model unless the song is vocals-only (and the dereverb pass when asked for:
+    an index build's songs)."""
     names = [n for n in (features.get("ppg_model"), features.get("vec_model")) if n]
     if (f0_method or features.get("f0_method")) == "rmvpe":
         names.append("rmvpe")
     missing = _not_installed(models_dir, names)
-    missing += _separation_missing(models_dir, separation_model, dereverb=False, separate=separate)
+    missing += _separation_missing(
+        models_dir, separation_model, dereverb=dereverb, separate=separate
+    )
     return list(dict.fromkeys(missing))
 
 

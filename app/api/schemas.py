@@ -14,12 +14,20 @@ from app.core.names import ArtifactKind
 from app.core.params import (
     ConversionOptions,
     F0Method,
+    IndexRequest,
     RemixRequest,
     SlicerOptions,
     TrainRequest,
 )
 
-__all__ = ["ConversionOptions", "F0Method", "RemixRequest", "SlicerOptions", "TrainRequest"]
+__all__ = [
+    "ConversionOptions",
+    "F0Method",
+    "IndexRequest",
+    "RemixRequest",
+    "SlicerOptions",
+    "TrainRequest",
+]
 
 
 def _no_nul(value: str) -> str:
@@ -177,6 +185,11 @@ class CoverageReportPublic(BaseModel):
     skipped: list[str] = Field(default=[], description="Slices left out, and why")
     imported: bool = False
     train: dict[str, Any] | None = None
+    range_from: str | None = Field(
+        default=None,
+        description="'index songs': an imported voice's range, from the songs its index "
+        "was built from",
+    )
 
 
 class VoicePublic(ORM):

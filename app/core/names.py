@@ -22,6 +22,7 @@ class Stage(enum.StrEnum):
     report = "report"
     import_voice = "import_voice"
     fetch_models = "fetch_models"
+    build_index = "build_index"
 
 
 STAGE_QUEUE: dict[Stage, Queue] = {
@@ -35,6 +36,7 @@ STAGE_QUEUE: dict[Stage, Queue] = {
     Stage.preprocess: Queue.gpu,
     Stage.train: Queue.gpu,
     Stage.convert: Queue.gpu,
+    Stage.build_index: Queue.gpu,
 }
 
 
@@ -45,6 +47,7 @@ class JobKind(enum.StrEnum):
     remix = "remix"  # mix stored converted vocals again with other settings
     voice_import = "voice_import"  # check an uploaded voice package, make it a ready voice
     model_download = "model_download"  # download pretrained models into the models folder
+    voice_index = "voice_index"  # (re)build a voice's retrieval index from its reference songs
 
 
 PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
@@ -54,6 +57,7 @@ PIPELINES: dict[JobKind, tuple[Stage, ...]] = {
     JobKind.remix: (Stage.mix,),
     JobKind.voice_import: (Stage.import_voice,),
     JobKind.model_download: (Stage.fetch_models,),
+    JobKind.voice_index: (Stage.ingest, Stage.separate, Stage.slice, Stage.build_index),
 }
 
 

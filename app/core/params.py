@@ -117,6 +117,16 @@ class VoiceImportParams(BaseModel):
     hparams_key: str | None = None
 
 
+class IndexRequest(BaseModel):
+    """(Re)build a voice's retrieval index from its reference songs: how they are separated
+    and sliced (as for training). The content encoders are the voice's own."""
+
+    model_config = ConfigDict(extra="forbid")
+    separation_model: str | None = None
+    dereverb: bool = False
+    slicer: SlicerOptions = Field(default_factory=SlicerOptions)
+
+
 class ModelDownloadParams(BaseModel):
     """Registry names of the models to download (svc_core.assets), in order."""
 
@@ -131,6 +141,7 @@ PARAMS: dict[JobKind, type[BaseModel]] = {
     JobKind.remix: RemixParams,
     JobKind.voice_import: VoiceImportParams,
     JobKind.model_download: ModelDownloadParams,
+    JobKind.voice_index: IndexRequest,
 }
 
 

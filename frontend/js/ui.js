@@ -159,6 +159,7 @@ export const JOB_KINDS = {
   conversion: 'Conversion',
   remix: 'Re-mix',
   voice_import: 'Voice import',
+  voice_index: 'Index build',
   model_download: 'Model download',
 };
 
@@ -172,6 +173,7 @@ export const STAGE_WORDS = {
   mix: 'mix',
   report: 'report',
   import_voice: 'check the voice package',
+  build_index: 'build the retrieval index',
   fetch_models: 'download',
 };
 

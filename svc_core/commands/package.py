@@ -97,6 +97,24 @@ def import_sovits5_cmd(
     click.echo(str(path))
 
 
+@package_cmd.command("add-index")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("index", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def add_index_cmd(package: Path, index: Path, out: Path) -> None:
+    """Write OUT: PACKAGE with INDEX (.svcindex, `svc-studio index build`) as its retrieval
+    index — for a voice imported without one. The model, speaker vector and provenance
+    are copied unchanged; an index the package had is replaced."""
+    from svc_core.errors import SvcError
+    from svc_core.train.package import add_package_index
+
+    try:
+        add_package_index(package, index, out)  # plain errors for a corrupt or foreign file
+    except SvcError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(str(out))
+
+
 @package_cmd.command("info")
 @click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def info_cmd(package: Path) -> None:

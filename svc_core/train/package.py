@@ -33,6 +33,7 @@ from svc_core.utils import atomic_path
 
 __all__ = [
     "VoicePackage",
+    "add_package_index",
     "export_voice_package",
     "import_sovits5_voice",
     "load_voice_package",
@@ -135,6 +136,37 @@ def write_voice_package(
         z.writestr(SPEAKER_NAME, spk_buf.getvalue(), zipfile.ZIP_DEFLATED)
         if index is not None:
             z.write(index, INDEX_NAME, zipfile.ZIP_STORED)
+    return dest
+
+
+def add_package_index(
+    package: str | os.PathLike, index: str | os.PathLike, dest_zip: str | os.PathLike
+) -> Path:
+    """A copy of ``package`` (written atomically to ``dest_zip``) whose retrieval index is
+    ``index``: every other member is copied as it is (an index it had is replaced), so the
+    model, speaker vector and provenance stay byte for byte those of the original.
+
+    Both files are opened with the real loaders first (size caps, format versions), and
+    the index must hold the model's feature widths: a damaged, foreign or mismatched file
+    is refused with a plain message rather than copied."""
+    from svc_core.retrieval import load_voice_index
+
+    src = Path(package)
+    pkg = load_voice_package(src)
+    load_voice_index(index).check_fits(pkg.config.model.ppg_dim, pkg.config.model.vec_dim)
+    dest = Path(dest_zip)
+    with (
+        zipfile.ZipFile(src) as zin,
+        atomic_path(dest, fsync=True) as tmp,
+        zipfile.ZipFile(tmp, "w") as z,
+    ):
+        for info in zin.infolist():
+            if info.filename == INDEX_NAME:
+                continue
+            with zin.open(info) as fin, z.open(info, "w") as fout:
+                while chunk := fin.read(1 << 20):
+                    fout.write(chunk)
+        z.write(index, INDEX_NAME, zipfile.ZIP_STORED)
     return dest
 
 

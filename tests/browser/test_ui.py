@@ -271,6 +271,10 @@ def test_import_a_so_vits_svc_5_0_voice(open_session, stack, tmp_path):
     with stack.client("alice") as c:
         v = c.get(f"/api/v1/voices/{voice_id}").json()
     assert v["status"] == "ready" and v["settings"]["features"]["speaker_encoder"] == "sovits5"
+    # 5.0 files carry no retrieval index: the page says so, and how to get one
+    page.wait_for_selector("#index-state[data-state=missing]")
+    assert "Upload a few songs of this singer" in page.locator("#index-state").inner_text()
+    assert page.get_by_role("button", name="Build the index from this voice’s songs").is_disabled()
     s.shot("05b-imported-5.0-voice")
 
 
@@ -595,6 +599,30 @@ def test_full_journey_train_convert_listen_download(open_session, stack, tmp_pat
     spk = dl.value
     assert spk.suggested_filename.endswith(".spk.npy")
     assert Path(spk.path()).stat().st_size > 0
+    # training built the retrieval index; the page says so and rebuilds it from the songs
+    state = page.locator("#index-state")
+    page.wait_for_selector("#index-state[data-state=built]")
+    assert "retrieval index of" in state.inner_text() and "frames" in state.inner_text()
+    page.get_by_role("button", name="Rebuild the index from this voice’s songs").click()
+    page.locator("#index-job section.job").wait_for()
+    index_job = page.locator("#index-job section.job").get_attribute("data-job-id")
+    job = wait_job_status(stack, "alice", index_job, 600, page=page)
+    assert job["status"] == "succeeded", job["error"]
+    page.wait_for_selector("#index-job section.job[data-status=succeeded]")
+    with stack.client("alice") as c:
+        arts = c.get(f"/api/v1/voices/{voice_id}").json()["artifacts"]
+    kinds = [a["kind"] for a in arts]
+    assert kinds.count("retrieval_index") == 2 and kinds.count("voice_package") == 2
+    # the downloads offer the newest package and index only (the ones conversions use)
+    newest = max((a for a in arts if a["kind"] == "retrieval_index"), key=lambda a: a["created_at"])
+    page.wait_for_function(
+        """(url) => {
+          const links = document.querySelectorAll('#outputs a[data-kind=retrieval_index]');
+          return links.length == 1 && links[0].getAttribute('href') == url
+            && document.querySelectorAll('#outputs a[data-kind=voice_package]').length == 1;
+        }""",
+        arg=newest["download_url"],
+    )
     s.shot("12-journey-voice")
 
     s.goto(f"#/convert?voice={voice_id}")

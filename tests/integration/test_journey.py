@@ -270,3 +270,89 @@ def test_voice_package_export_import_and_refusals(stack, tmp_path):
         # not a zip at all: refused at upload
         bad = _import(c, "Junk", b"not a zip file at all")
         assert bad.status_code == 415 and "voice package" in bad.json()["detail"]
+
+
+def _without_index_and_range(package: bytes) -> bytes:
+    """The package as an import from elsewhere brings it: no retrieval index, no pitch
+    histogram (a so-vits-svc 5.0 model has neither)."""
+    zin = zipfile.ZipFile(io.BytesIO(package))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zout:
+        for item in zin.namelist():
+            if item == "retrieval.svcindex":
+                continue
+            data = zin.read(item)
+            if item == "voice.json":
+                info = json.loads(data)
+                info["meta"].pop("pitch_histogram", None)
+                info["meta"].pop("pitch_hop_s", None)
+                data = json.dumps(info).encode()
+            zout.writestr(item, data)
+    return buf.getvalue()
+
+
+def test_an_imported_voice_gets_its_index_from_its_songs(stack, tmp_path):
+    package = getattr(stack, "exported_package", None)
+    if package is None:
+        pytest.skip("needs the package exported by test_songs_in_cover_out")
+    with stack.client("bob") as c:
+        r = _import(c, "Imported", _without_index_and_range(package))
+        assert r.status_code == 201, r.text
+        job = wait_job(c, r.json()["job"]["id"])
+        assert job["status"] == "succeeded", job
+        vid = job["voice_id"]
+        voice = c.get(f"/api/v1/voices/{vid}").json()
+        before = by_kind(voice["artifacts"])
+        assert "retrieval_index" not in before and not voice["report"]["histogram"]
+        settings = voice["settings"]["features"]
+
+        # no songs yet, or no model: plain 400s
+        r = c.post(f"/api/v1/voices/{vid}/index", json={})
+        assert r.status_code == 400 and "Upload at least one" in r.json()["detail"], r.text
+        empty = new_voice(c, "Untrained")
+        r = c.post(f"/api/v1/voices/{empty['id']}/index", json={})
+        assert r.status_code == 400 and "no model yet" in r.json()["detail"], r.text
+
+        song = synth.write(tmp_path / "singer.wav", synth.sung_song(6.0, seed=21)[1], SR)
+        up = upload(c, vid, [song], vocals_only=True)
+        assert up.status_code == 201, up.text
+        assert wait_job(c, up.json()["job"]["id"])["status"] == "succeeded"
+        r = c.post(f"/api/v1/voices/{vid}/index", json={})
+        assert r.status_code == 202, r.text
+        job = wait_job(c, r.json()["id"], timeout=240)
+        assert job["status"] == "succeeded", job
+        assert job["kind"] == "voice_index"
+        assert job["stages"] == ["ingest", "separate", "slice", "build_index"]
+
+        voice = c.get(f"/api/v1/voices/{vid}").json()
+        assert voice["status"] == "ready"
+        assert voice["settings"]["features"] == settings  # what it converts with is unchanged
+        after = by_kind(voice["artifacts"])
+        assert after["retrieval_index"][0]["meta"]["dims"] == {"ppg": 16, "vec": 16}
+        assert [a["sha256"] for a in after["spk"]] == [a["sha256"] for a in before["spk"]]
+        # the package now carries the index; its model and speaker vector are the same bytes
+        old = zipfile.ZipFile(io.BytesIO(download(c, before["voice_package"][0])))
+        newest = max(after["voice_package"], key=lambda a: a["created_at"])
+        new = zipfile.ZipFile(io.BytesIO(download(c, newest)))
+        assert "retrieval.svcindex" in new.namelist()
+        for member in ("generator.pt", "speaker.spk.npy", "voice.json", "config.yaml"):
+            assert new.read(member) == old.read(member)
+        # the imported voice had no pitch range: it now has its songs'
+        rep = voice["report"]
+        assert rep["histogram"] and rep["range"] is not None
+        assert rep["range_from"] == "index songs" and rep["imported"] is True
+
+        # and it converts with retrieval
+        src = synth.write(tmp_path / "src.wav", synth.sung_song(3.0, seed=22)[1], SR)
+        r = c.post(
+            "/api/v1/conversions",
+            data={
+                "voice_id": vid,
+                "vocals_only": "true",
+                "options": json.dumps({"retrieval_ratio": 0.75}),
+            },
+            files=[("files", (src.name, src.read_bytes(), "audio/wav"))],
+        )
+        assert r.status_code == 201, r.text
+        job = wait_job(c, r.json()[0]["job"]["id"], timeout=240)
+        assert job["status"] == "succeeded", job

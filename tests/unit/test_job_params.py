@@ -14,6 +14,7 @@ from app.core.params import (
     PARAMS,
     ConversionOptions,
     ConversionParams,
+    IndexRequest,
     IngestParams,
     ModelDownloadParams,
     RemixParams,
@@ -37,6 +38,7 @@ EXAMPLES = {
         filename="a.pth", sha256="0" * 64, storage_key="k", format="sovits5", speaker_key="s"
     ),
     JobKind.model_download: ModelDownloadParams(names=["hubert-soft", "rmvpe"]),
+    JobKind.voice_index: IndexRequest(dereverb=True, slicer=SlicerOptions(max_length_s=10)),
 }
 
 

@@ -448,6 +448,36 @@ def test_voice_package_round_trip_and_version_check(dataset, tmp_path):
     with pytest.raises(BadInputError):
         export_voice_package(res.checkpoint, tmp_path / "x.zip", np.zeros(3), {})
 
+    # an index added later (`svc-studio package add-index`): every other member unchanged
+    from click.testing import CliRunner
+
+    from svc_core import retrieval as R
+    from svc_core.cli import engine
+
+    index = R.save_voice_index(
+        R.build_voice_index(R.dataset_features(dataset)), tmp_path / "v.svcindex"
+    )
+    out = tmp_path / "indexed.zip"
+    r = CliRunner().invoke(engine, ["package", "add-index", str(pkg_path), str(index), str(out)])
+    assert r.exit_code == 0, r.output
+    with zipfile.ZipFile(pkg_path) as old, zipfile.ZipFile(out) as new:
+        assert sorted(new.namelist()) == sorted([*old.namelist(), "retrieval.svcindex"])
+        for item in old.namelist():
+            assert new.read(item) == old.read(item)
+        assert new.read("retrieval.svcindex") == index.read_bytes()
+    # an index of other widths, or a damaged one, is refused and nothing is written
+    narrow = R.save_voice_index(
+        R.build_voice_index({"ppg": np.zeros((50, 8), np.float32)}), tmp_path / "n.svcindex"
+    )
+    damaged = tmp_path / "d.svcindex"
+    damaged.write_bytes(index.read_bytes()[:100])
+    for bad, words in ((narrow, "the voice's model uses"), (damaged, "retrieval index")):
+        r = CliRunner().invoke(
+            engine, ["package", "add-index", str(pkg_path), str(bad), str(tmp_path / "no.zip")]
+        )
+        assert r.exit_code == 1 and words in r.output, r.output
+        assert not (tmp_path / "no.zip").exists()
+
 
 def test_fine_tune_from_a_voice_package(dataset, tmp_path):
     from svc_core.train.package import export_voice_package

@@ -160,7 +160,7 @@ def job_track_ids(rt: Runtime, job: JobSnapshot) -> list[str]:
     if isinstance(job.params, IngestParams | ConversionParams):
         return list(job.params.track_ids)
     with rt.scope() as s:
-        if job.kind == JobKind.voice and job.voice_id:
+        if job.kind in (JobKind.voice, JobKind.voice_index) and job.voice_id:
             q = (
                 select(Track.id)
                 .where(Track.voice_id == job.voice_id, Track.user_id == job.user_id)

@@ -98,7 +98,8 @@ def run(rt: Runtime, h: JobHandle) -> None:
     elif index is None:
         raise BadInputError(
             f"The voice '{voice_name}' has no retrieval index (it is built at the end of "
-            "training): convert with retrieval_ratio 0, or train the voice again."
+            "training, or from the voice's songs on its page): convert with "
+            "retrieval_ratio 0, or build the index first."
         )
     key = inputs_key(
         "convert",

@@ -35,7 +35,9 @@ from worker.jobs.common import (
 from worker.jobs.runtime import JobHandle, Runtime
 
 NO_RANGE = (
-    "No pitch range came with this voice (no training data): automatic transpose is not available."
+    "No pitch range came with this voice (no training data): automatic transpose is not "
+    "available until its retrieval index is built from a few of the singer's songs, which "
+    "also measures their range."
 )
 
 

@@ -91,7 +91,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     if failures:
         ok = n - len(failures)
         summary = "; ".join(failures)
-        if job.kind == JobKind.voice and ok > 0:
+        if job.kind in (JobKind.voice, JobKind.voice_index) and ok > 0:
             h.save_state(ingest_warnings=failures)  # train on the usable tracks
             return
         raise BadInputError(f"{ok} of {n} file(s) could be used. {summary}" if n > 1 else summary)

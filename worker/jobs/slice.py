@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.core import keys
 from app.core.names import ArtifactKind, Stage
-from app.core.params import TrainRequest
+from app.core.params import IndexRequest, TrainRequest
 from svc_core.errors import BadAudioError, BadInputError
 from svc_core.progress import check_stop
 from worker.jobs.common import (
@@ -26,7 +26,7 @@ from worker.jobs.common import (
 from worker.jobs.runtime import JobHandle, Runtime
 
 
-def slice_params(request: TrainRequest):
+def slice_params(request: TrainRequest | IndexRequest):
     from svc_core.audio.slicer import SliceParams
 
     return SliceParams(**request.slicer.model_dump())

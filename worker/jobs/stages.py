@@ -10,6 +10,7 @@ from worker.jobs import (
     convert,
     fetch_models,
     import_voice,
+    index,
     ingest,
     mix,
     preprocess,
@@ -33,4 +34,5 @@ STAGES: dict[Stage | str, StageFn] = {
     Stage.report: report.run,
     Stage.import_voice: import_voice.run,
     Stage.fetch_models: fetch_models.run,
+    Stage.build_index: index.run,
 }

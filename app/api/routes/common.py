@@ -110,6 +110,7 @@ def enqueue(session: Session, settings: Settings, job: Job) -> None:
         log.warning("job %s: could not reload it: %s", job.id, exc)
 
 
+VOICE_DATA_KINDS = (JobKind.voice, JobKind.voice_index)
 BUSY = "Another job is running for the same voice or conversion: wait for it or cancel it."
 
 
@@ -122,11 +123,16 @@ def ensure_not_busy(
     message: str = BUSY,
 ) -> None:
     """409 when a job of ``kind`` would race an active one: a conversion runs one job at a
-    time (convert, re-mix), a voice trains once at a time."""
+    time (convert, re-mix), a voice trains or builds its index once at a time."""
     if conversion_id is not None:
         busy = list(crud.active_jobs_for(session, conversion_id=conversion_id))
-    elif kind == JobKind.voice and voice_id is not None:
-        busy = [j for j in crud.active_jobs_for(session, voice_id=voice_id) if j.kind == kind]
+    elif kind in VOICE_DATA_KINDS and voice_id is not None:
+        # training and an index build both separate and slice the voice's songs
+        busy = [
+            j
+            for j in crud.active_jobs_for(session, voice_id=voice_id)
+            if j.kind in VOICE_DATA_KINDS
+        ]
     else:
         busy = []
     if busy:

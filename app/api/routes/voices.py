@@ -23,6 +23,7 @@ from app.api.routes.common import (
 )
 from app.api.schemas import (
     F0Method,
+    IndexRequest,
     JobPublic,
     TrackPublic,
     TrainRequest,
@@ -42,7 +43,7 @@ from app.api.uploads import (
 from app.core import keys
 from app.core.db import crud
 from app.core.db.models import TrackRole, TrackStatus
-from app.core.names import JobKind
+from app.core.names import ArtifactKind, JobKind
 from app.core.params import VoiceImportParams
 from svc_core import recipes
 
@@ -317,9 +318,72 @@ def train_voice(
             session,
             kind=JobKind.voice,
             voice_id=voice.id,
-            message="This voice is already training: cancel that job first.",
+            message="This voice is already training or building its index: cancel that job first.",
         )
         voice.settings = {**voice.settings, "train": body.model_dump(mode="json")}
         job = jobs.add(JobKind.voice, body, voice_id=voice.id)
+        jobs.answer(202, JobPublic.model_validate(job))
+    return JobPublic.model_validate(job)
+
+
+@router.post("/{voice_id}/index", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
+def build_voice_index(
+    voice_id: str,
+    body: IndexRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+    webhook_url: WebhookUrlQuery = None,
+) -> JobPublic:
+    """(Re)build the voice's retrieval index from its reference songs: ingest → separate →
+    slice → index. For a voice that came without one (an import of a package or of
+    so-vits-svc 5.0 files), or to index songs added since training. The voice's own content
+    encoders are used; its model, speaker vector and settings are not changed. An imported
+    voice without a pitch range gets these songs' range."""
+    voice = crud.get_voice(session, user_id=user.id, voice_id=voice_id)
+    if voice is None:
+        raise not_found("Voice")
+    idem = idempotency_of(request, idempotency_key, body.model_dump(mode="json"), webhook_url)
+    with creating_jobs(
+        session, settings, user_id=user.id, idem=idem, webhook_url=webhook_url
+    ) as jobs:
+        features = (voice.settings or {}).get("features")
+        has_model = bool(
+            crud.list_artifacts(
+                session, user_id=user.id, voice_id=voice.id, kind=ArtifactKind.voice_package
+            )
+        )
+        if not features or not has_model:
+            raise HTTPException(
+                400, "This voice has no model yet: train or import it before building its index."
+            )
+        tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
+        usable = [t for t in tracks if t.status != TrackStatus.failed]
+        if not usable:
+            raise HTTPException(
+                400,
+                "Upload at least one usable song of this singer first: the index is built "
+                "from its songs.",
+            )
+        preflight(
+            settings,
+            "This index build",
+            lambda models: recipes.missing_for_conversion(
+                models,
+                features,
+                separation_model=body.separation_model,
+                separate=any(not t.vocals_only for t in usable),
+                dereverb=body.dereverb,
+            ),
+        )
+        ensure_not_busy(
+            session,
+            kind=JobKind.voice_index,
+            voice_id=voice.id,
+            message="This voice is already training or building its index: cancel that job first.",
+        )
+        job = jobs.add(JobKind.voice_index, body, voice_id=voice.id)
         jobs.answer(202, JobPublic.model_validate(job))
     return JobPublic.model_validate(job)

@@ -443,6 +443,16 @@ export async function render(main, [voiceId], ctx) {
   }
 
   // --- previews and downloads --------------------------------------------------------------
+  // a retrain or an index build supersedes the package, index, vectors and metrics: the
+  // newest of each kind is the one conversions use (older files stay stored)
+  const newestPerKind = (arts) => {
+    const newest = new Map();
+    for (const a of arts) {
+      const seen = newest.get(a.kind);
+      if (!seen || a.created_at >= seen.created_at) newest.set(a.kind, a);
+    }
+    return arts.filter((a) => newest.get(a.kind) === a);
+  };
   const outputs = h('section.panel', { 'aria-labelledby': 'outputs-title', id: 'outputs', hidden: true });
   function renderOutputs() {
     const arts = voice.artifacts || [];
@@ -470,8 +480,7 @@ export async function render(main, [voiceId], ctx) {
         : null,
       h(
         'ul.downloads',
-        arts
-          .filter((a) => a.kind !== 'preview')
+        newestPerKind(arts.filter((a) => a.kind !== 'preview'))
           .map((a) =>
             h(
               'li',
@@ -480,10 +489,69 @@ export async function render(main, [voiceId], ctx) {
             ),
           ),
       ),
-      arts.some((a) => a.kind === 'voice_package') && !arts.some((a) => a.kind === 'retrieval_index')
-        ? h('p.small.muted', { id: 'no-index' }, 'This voice has no retrieval index (it is built at the end of training), so its conversions cannot use retrieval; everything else works.')
-        : null,
     );
+  }
+
+  // --- retrieval index ---------------------------------------------------------------------
+  // built at the end of training; a voice imported without one (or one whose songs changed)
+  // gets it from its uploaded songs: POST /voices/{id}/index
+  const indexButton = h('button', { type: 'button', id: 'build-index' }, 'Build the index from this voice’s songs');
+  const indexErrors = h('div', { role: 'alert' });
+  const indexJobBox = h('div', { id: 'index-job' });
+  const indexState = h('p.small', { id: 'index-state' });
+  const indexBox = h(
+    'section.panel',
+    { 'aria-labelledby': 'index-title', id: 'retrieval', hidden: true },
+    h('h2', { id: 'index-title' }, 'Retrieval index'),
+    h('p.muted.small', 'Conversion pulls each sound of a song towards the closest sounds of this singer’s own recordings, which makes it sound less like the source singer. The index of those sounds is built from the songs uploaded above, with the voice’s own encoders; the model is not changed.'),
+    indexState,
+    h('div.actions', indexButton),
+    indexErrors,
+    indexJobBox,
+  );
+  indexButton.addEventListener('click', () => {
+    clear(indexErrors);
+    busy(indexButton, async () => {
+      try {
+        const job = await post(`/voices/${voiceId}/index`, {});
+        showIndexJob(job);
+      } catch (err) {
+        indexErrors.append(requestError('Could not start the index build', err));
+      }
+    });
+  });
+  let indexPanel = null;
+  stops.push(() => indexPanel && indexPanel.stop());
+  function showIndexJob(job) {
+    if (indexPanel) indexPanel.stop();
+    indexPanel = jobPanel(job, { title: 'Index build', onEnd: () => refresh() });
+    clear(indexJobBox, indexPanel.el);
+  }
+  function renderIndex() {
+    const arts = voice.artifacts || [];
+    if (!arts.some((a) => a.kind === 'voice_package')) {
+      indexBox.hidden = true;
+      return;
+    }
+    indexBox.hidden = false;
+    const index = newestPerKind(arts.filter((a) => a.kind === 'retrieval_index'))[0];
+    const ready = readyTracks();
+    if (index) {
+      const dims = Object.entries(index.meta?.dims || {}).map(([k, d]) => `${k} ${d}-d`).join(', ');
+      // meta.features: {ppg: {vectors, indexed}, vec: {...}} (svc_core.retrieval)
+      const counts = Object.values(index.meta?.features || {}).map((f) => f.vectors).filter(Number.isFinite);
+      const frames = counts.length ? Math.max(...counts) : null;
+      indexState.textContent = `This voice has a retrieval index${frames != null ? ` of ${frames.toLocaleString()} frames` : ''}${dims ? ` (${dims})` : ''}. Rebuild it after adding songs.`;
+      indexButton.textContent = 'Rebuild the index from this voice’s songs';
+    } else {
+      indexState.textContent = ready
+        ? 'This voice has no retrieval index yet, so its conversions cannot use retrieval (everything else works). Build it from the songs uploaded above.'
+        : 'This voice has no retrieval index yet, so its conversions cannot use retrieval (everything else works). Upload a few songs of this singer above, then build it.';
+      indexButton.textContent = 'Build the index from this voice’s songs';
+    }
+    indexState.dataset.state = index ? 'built' : 'missing';
+    indexButton.disabled = !ready;
+    indexButton.title = ready ? '' : 'Upload songs of this singer first';
   }
 
   // --- delete ------------------------------------------------------------------------------
@@ -524,19 +592,23 @@ export async function render(main, [voiceId], ctx) {
     renderTracks();
     renderReport();
     renderOutputs();
+    renderIndex();
   }
 
-  clear(main, header, refs, training, reportBox, outputs, h('section.panel', h('h2', 'Delete'), h('p.muted.small', 'Removes the voice, its uploads, model files and conversions.'), deleteButton));
+  clear(main, header, refs, training, reportBox, outputs, indexBox, h('section.panel', h('h2', 'Delete'), h('p.muted.small', 'Removes the voice, its uploads, model files and conversions.'), deleteButton));
   renderHeader();
   renderTracks();
   renderReport();
   renderOutputs();
+  renderIndex();
   showStopRules();
 
   // jobs already running for this voice (e.g. started in another tab)
   const jobs = await get(`/jobs?voice_id=${voiceId}&limit=50`);
   const lastTrain = jobs.find((j) => j.kind === 'voice');
   if (lastTrain) showTrainJob(lastTrain);
+  const lastIndex = jobs.find((j) => j.kind === 'voice_index');
+  if (lastIndex) showIndexJob(lastIndex);
   for (const j of jobs.filter((x) => x.kind === 'ingest' && !TERMINAL.has(x.status))) {
     const panel = jobPanel(j, {
       onEnd: () => {
