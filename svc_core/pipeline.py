@@ -192,6 +192,7 @@ def run_pipeline(
     coverage = coverage_report(
         [SliceStats(f0=np.load(s.f0_path), duration_s=s.seconds, name=s.id) for s in built.slices],
         hop_s=hop_s,
+        f0_method=pp.f0.method,
     ).to_dict()
     (work / "coverage.json").write_text(json.dumps(coverage, indent=1), "utf-8")
     report("preprocess", 1.0)

@@ -167,8 +167,19 @@ def pitch_histogram(midi: np.ndarray, hop_s: float) -> list[HistogramBin]:
     ]
 
 
+# FCPE's bundled model finds no pitch from about 1.1-1.2 kHz up (bench/data.md: a 1.2 kHz
+# tone is unvoiced to it; crepe and Harvest track it): a singer whose F0 under FCPE already
+# reaches this high probably sings higher still
+FCPE_CEILING_HZ = 1100.0
+FCPE_WARN_FROM_HZ = 950.0
+
+
 def coverage_report(
-    slices: Sequence[SliceStats], *, hop_s: float = 0.01, min_minutes: float = MIN_MINUTES
+    slices: Sequence[SliceStats],
+    *,
+    hop_s: float = 0.01,
+    min_minutes: float = MIN_MINUTES,
+    f0_method: str | None = None,
 ) -> CoverageReport:
     """Build the coverage report of a voice's slices.
 
@@ -176,6 +187,7 @@ def coverage_report(
         slices: per-slice F0 curves (same ``hop_s``), durations and loudness.
         hop_s: F0 frame step in seconds.
         min_minutes: below this much singing (total slice time), warn.
+        f0_method: the method the F0 curves come from (its known limits are warned about).
     """
     total = float(sum(s.duration_s for s in slices))
     midi = voiced_midi([s.f0 for s in slices])
@@ -209,6 +221,12 @@ def coverage_report(
             f"the singing covers a narrow range ({rng.label}, "
             f"{rng.high_midi - rng.low_midi:.0f} semitones); notes outside it may sound strained "
             "or jump an octave after conversion — add songs with lower and higher notes"
+        )
+    if f0_method == "fcpe" and rng is not None and rng.max_hz >= FCPE_WARN_FROM_HZ:
+        warnings.append(
+            f"the singing reaches {rng.max_hz:.0f} Hz, close to what FCPE can track (about "
+            f"{FCPE_CEILING_HZ:.0f} Hz): higher notes would be taken as unvoiced — for a "
+            "singer this high, train with crepe or harvest as the F0 method"
         )
     if loud is not None and loud.spread_db > LOUDNESS_SPREAD_DB:
         quietest = min((s for s in slices if s.loudness_lufs is not None), key=_lufs)

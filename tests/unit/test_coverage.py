@@ -74,6 +74,16 @@ def test_loudness_and_voicing_warnings():
     assert any(w.startswith("only 5 % of the sliced audio has a pitch") for w in rep.warnings)
 
 
+def test_a_singer_near_fcpes_ceiling_is_told_to_use_another_f0_method():
+    high = [SliceStats(notes_f0((72, 2.0), (83, 2.0)), 4.0, -18.0, "high.wav")]  # C5-B5
+    rep = coverage_report(high, hop_s=HOP, f0_method="fcpe")
+    assert any("close to what FCPE can track" in w and "crepe" in w for w in rep.warnings)
+    for other in ("crepe-full", "harvest", None):
+        assert not any("FCPE" in w for w in coverage_report(high, f0_method=other).warnings)
+    low = [SliceStats(notes_f0((60, 2.0), (76, 2.0)), 4.0, -18.0, "low.wav")]  # C4-E5
+    assert not any("FCPE" in w for w in coverage_report(low, f0_method="fcpe").warnings)
+
+
 def test_no_singing():
     rep = coverage_report([], hop_s=HOP)
     assert rep.range is None and rep.histogram == []

@@ -119,7 +119,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not report.get("histogram"):  # an import: the range of these songs
-        coverage = coverage_of(result, params.f0_params.hop_s)
+        coverage = coverage_of(result, params.f0_params)
         keep = {k: report[k] for k in ("imported", "train") if k in report}
         with rt.scope() as s:
             voice = s.get(Voice, voice_id)

@@ -75,8 +75,9 @@ def voice_slices(rt: Runtime, *, user_id: str, voice_id: str) -> list[Path]:
     return sorted(paths)
 
 
-def coverage_of(result, hop_s: float) -> dict:
-    """The voice's coverage report (pitch range, histogram, amount of data, warnings)."""
+def coverage_of(result, f0) -> dict:
+    """The voice's coverage report (pitch range, histogram, amount of data, warnings) from
+    a dataset built with F0 settings ``f0`` (``PreprocessParams.f0_params``)."""
     import numpy as np
 
     from svc_core.report.coverage import SliceStats, coverage_report
@@ -84,7 +85,7 @@ def coverage_of(result, hop_s: float) -> dict:
     stats = [
         SliceStats(f0=np.load(x.f0_path), duration_s=x.seconds, name=x.id) for x in result.slices
     ]
-    return coverage_report(stats, hop_s=hop_s).to_dict()
+    return coverage_report(stats, hop_s=f0.hop_s, f0_method=f0.method).to_dict()
 
 
 def run(rt: Runtime, h: JobHandle) -> None:
@@ -114,7 +115,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
         should_stop=h.should_stop,
         meta={"settings": feats},
     )
-    coverage = coverage_of(result, params.f0_params.hop_s)
+    coverage = coverage_of(result, params.f0_params)
     warnings = [f"skipped slice {x}" for x in result.skipped]
     with rt.scope() as s:
         voice = s.get(Voice, voice_id)
