@@ -9,7 +9,8 @@ frame is blended with its ``k`` nearest frames of the voice's training features:
 where ``D_i`` is faiss's (squared-L2) distance to neighbour ``n_i``, exactly RVC's weighting.
 PPG and vec get separate indexes, as 5.0 builds them. An index is IVF-Flat sized to the data
 (``IVF{min(16·√N, N/39)},Flat``, one probe, as RVC and 5.0); above 200,000 vectors the
-features are first reduced to 10,000 k-means centroids (RVC); below 39 vectors a flat index.
+features are first reduced to 10,000 k-means centroids (RVC; learnt from a sample of 80,000
+vectors, so the build stays within minutes); below 39 vectors a flat index.
 
 ``protect`` (RVC semantics, 0.5 = off) keeps the original features on unvoiced frames in the
 proportion ``1 - protect`` so retrieval does not smear sibilants and breaths;
@@ -40,6 +41,13 @@ INDEX_FORMAT = "svc-studio/retrieval-index"
 INDEX_VERSION = 1
 MAX_VECTORS = 200_000  # above this, k-means reduction first (RVC)
 KMEANS_CENTROIDS = 10_000
+# the reduction's k-means learns from a seeded sample of this many vectors per centroid
+# (80,000 of them) in 10 iterations: a full k-means of every frame into 10,000 centroids
+# costs N x 10,000 x 1,280 multiply-adds per iteration, about 25 minutes on one CPU core
+# at 70 minutes of singing, and the sample's centroids serve retrieval as well (RVC's
+# MiniBatchKMeans learns from batches too). bench/retrieval.md has the build times.
+KMEANS_POINTS_PER_CENTROID = 8
+KMEANS_ITERATIONS = 10
 NEIGHBOURS = 8
 # the default ratio and protect are svc_core.recipes' (chosen from bench/retrieval.md)
 SEED = 1234
@@ -68,7 +76,15 @@ def build_index(features: np.ndarray, *, seed: int = SEED):
         raise BadInputError("the features to index contain NaN or infinity")
     n, dim = x.shape
     if n > MAX_VECTORS:
-        km = faiss.Kmeans(dim, KMEANS_CENTROIDS, niter=20, seed=seed, verbose=False)
+        km = faiss.Kmeans(
+            dim,
+            KMEANS_CENTROIDS,
+            niter=KMEANS_ITERATIONS,
+            seed=seed,
+            verbose=False,
+            max_points_per_centroid=KMEANS_POINTS_PER_CENTROID,
+            min_points_per_centroid=1,  # no warning about the (deliberately) small sample
+        )
         km.train(x)
         x = np.ascontiguousarray(km.centroids, dtype=np.float32)
         n = x.shape[0]

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
 
     # uploads
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # a voice package carries its retrieval index: up to ~1.2 GB for an hour of singing
+    # (bench/retrieval.md), so a voice exported here must fit through its own import
+    max_voice_upload_bytes: int = Field(default=2 * 1024 * 1024 * 1024, gt=0)
     max_files_per_upload: int = Field(default=20, gt=0)
     max_audio_seconds: float = Field(default=20 * 60, gt=0)
     min_audio_seconds: float = Field(default=1.0, ge=0)

@@ -114,3 +114,52 @@ def test_the_preflight_points_to_the_models_page(client):
         )
     r = client.post(f"/api/v1/voices/{v['id']}/train", json={"config": "tiny"})
     assert r.status_code == 409 and "Models page" in r.json()["detail"], r.text
+
+
+def test_a_voice_import_has_its_own_larger_size_limit(tmp_path):
+    """A voice package carries its retrieval index (hundreds of MB for half an hour of
+    singing): its import may be larger than a song upload, up to its own limit."""
+    import io
+    import os
+    import zipfile
+
+    url = f"sqlite:///{tmp_path / 'svc.db'}"
+    upgrade_db(url)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=url,
+        broker_url="filesystem://",
+        serve_ui=False,
+        max_upload_bytes=1 << 20,
+        max_voice_upload_bytes=4 << 20,
+    )
+    with session_scope(url) as s:
+        user = crud.create_user(s, name="vi")
+        token = crud.create_token(s, user=user, pepper=settings.token_pepper)
+    c = TestClient(create_app(settings), headers={"Authorization": f"Bearer {token}"})
+
+    def package(size: int) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("voice.json", json.dumps({"format": "svc-studio/voice", "version": 2}))
+            z.writestr("retrieval.svcindex", os.urandom(size), zipfile.ZIP_STORED)
+        return buf.getvalue()
+
+    ok = c.post(
+        "/api/v1/voices/import",
+        data={"name": "Big"},
+        files={"files": ("big.svcvoice.zip", package(2 << 20), "application/zip")},
+    )
+    assert ok.status_code == 201, ok.text
+    over = c.post(
+        "/api/v1/voices/import",
+        data={"name": "Too big"},
+        files={"files": ("huge.svcvoice.zip", package(5 << 20), "application/zip")},
+    )
+    assert over.status_code == 413 and "limit" in over.json()["detail"]
+    voice = c.post("/api/v1/voices", json={"name": "Songs"}).json()
+    song = c.post(
+        f"/api/v1/voices/{voice['id']}/tracks",
+        files={"files": ("long.wav", b"RIFF\x00\x00\x00\x00WAVE" + bytes(2 << 20), "audio/wav")},
+    )
+    assert song.status_code == 413  # songs keep the smaller limit

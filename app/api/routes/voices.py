@@ -95,7 +95,7 @@ async def import_voice(
     parsed = await parse_upload(
         request,
         storage,
-        max_file_bytes=settings.max_upload_bytes,
+        max_file_bytes=settings.max_voice_upload_bytes,
         max_files=1,
         accept=sniff_torch,
         accept_what="an svc-studio voice package (.zip) or a so-vits-svc 5.0 model file",
