@@ -192,6 +192,11 @@ def voice_of(job: JobSnapshot) -> str:
     return job.voice_id
 
 
+def safe_stem(name: str) -> str:
+    """A voice's name as the stem of the file names it is downloaded under."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+
+
 def temp_dir(rt: Runtime) -> Path:
     """A fresh folder on the storage file system (so results can be renamed into place)."""
     path = rt.storage.temp_path()

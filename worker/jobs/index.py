@@ -28,6 +28,7 @@ from svc_core.progress import check_stop
 from svc_core.recipes import Features, preprocess_params
 from worker.jobs.common import (
     find_artifact,
+    safe_stem,
     snapshot,
     store_artifact,
     store_retrieval_index,
@@ -86,7 +87,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     check_stop(h.should_stop)
     h.progress("build_index", 0.88, "index: building the nearest-neighbour index", force=True)
     index = build_voice_index(dataset_features(dataset))
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+    safe = safe_stem(name)
     work = temp_dir(rt)
     try:
         local = save_voice_index(index, work / "voice.svcindex")

@@ -23,6 +23,7 @@ from svc_core.recipes import Features, choose_features, preprocess_params
 from worker.jobs.common import (
     find_artifact,
     inputs_key,
+    safe_stem,
     snapshot,
     store_artifact,
     temp_dir,
@@ -124,7 +125,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
         voice.settings = {**(voice.settings or {}), "features": feats}
         voice.report = {**coverage, "skipped": warnings[:50]}
     key = inputs_key("spk", [p.name for p in slices], params.feature_key())
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+    safe = safe_stem(name)
     # the model's speaker vector, and the GE2E centroid the quality report judges with
     for kind, src, label in (
         (ArtifactKind.spk, result.speaker_path, ""),

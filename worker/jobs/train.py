@@ -31,6 +31,7 @@ from svc_core.train.events import (
 )
 from worker.jobs.common import (
     find_artifact,
+    safe_stem,
     snapshot,
     store_artifact,
     store_retrieval_index,
@@ -228,7 +229,7 @@ def run(rt: Runtime, h: JobHandle) -> None:
     }
     work = temp_dir(rt)
     try:
-        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:60] or "voice"
+        safe = safe_stem(name)
         h.progress("train", 0.97, "train: building the voice's retrieval index", force=True)
         index = _build_index(rt, job, dataset, work, safe)
         pkg = export_voice_package(

@@ -275,6 +275,15 @@ def list_voice_tracks(voice_id: str, user: CurrentUser, session: SessionDep) -> 
     ]
 
 
+def _usable_tracks(session, user_id: str, voice_id: str, missing: str) -> list:
+    """The voice's reference tracks that did not fail to decode; 400 ``missing`` if none."""
+    tracks = crud.list_tracks(session, user_id=user_id, voice_id=voice_id)
+    usable = [t for t in tracks if t.status != TrackStatus.failed]
+    if not usable:
+        raise HTTPException(400, missing)
+    return usable
+
+
 @router.post("/{voice_id}/train", response_model=JobPublic, status_code=status.HTTP_202_ACCEPTED)
 def train_voice(
     voice_id: str,
@@ -294,10 +303,9 @@ def train_voice(
     with creating_jobs(
         session, settings, user_id=user.id, idem=idem, webhook_url=webhook_url
     ) as jobs:
-        tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
-        usable = [t for t in tracks if t.status != TrackStatus.failed]
-        if not usable:
-            raise HTTPException(400, "Upload at least one usable reference track first.")
+        usable = _usable_tracks(
+            session, user.id, voice.id, "Upload at least one usable reference track first."
+        )
         preflight(
             settings,
             "This training",
@@ -359,14 +367,13 @@ def build_voice_index(
             raise HTTPException(
                 400, "This voice has no model yet: train or import it before building its index."
             )
-        tracks = crud.list_tracks(session, user_id=user.id, voice_id=voice.id)
-        usable = [t for t in tracks if t.status != TrackStatus.failed]
-        if not usable:
-            raise HTTPException(
-                400,
-                "Upload at least one usable song of this singer first: the index is built "
-                "from its songs.",
-            )
+        usable = _usable_tracks(
+            session,
+            user.id,
+            voice.id,
+            "Upload at least one usable song of this singer first: the index is built from "
+            "its songs.",
+        )
         preflight(
             settings,
             "This index build",
