@@ -319,6 +319,11 @@ def test_an_imported_voice_gets_its_index_from_its_songs(stack, tmp_path):
         assert wait_job(c, up.json()["job"]["id"])["status"] == "succeeded"
         r = c.post(f"/api/v1/voices/{vid}/index", json={})
         assert r.status_code == 202, r.text
+        # while it runs (queued counts), neither a second build nor a training may start
+        for path, body in (("index", {}), ("train", train_request(stack))):
+            again = c.post(f"/api/v1/voices/{vid}/{path}", json=body)
+            assert again.status_code == 409, again.text
+            assert "building its index" in again.json()["detail"]
         job = wait_job(c, r.json()["id"], timeout=240)
         assert job["status"] == "succeeded", job
         assert job["kind"] == "voice_index"
